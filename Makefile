@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:  make demo   and   make test
+# Both create .venv when missing and install nehmap into it.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch; set TORCH_SPEC="torch" (or a newer pin) to bring your own build.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.nehmap-installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nehmap demo --out demo-output
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

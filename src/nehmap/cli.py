@@ -1,0 +1,50 @@
+"""The ``nehmap`` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from nehmap._version import __version__
+
+# name -> module defining HELP, add_arguments(parser) and run(args)
+COMMANDS: dict[str, str] = {
+    "cases": "nehmap.commands.cases",
+    # "synth" is registered once nehmap.synth lands
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nehmap",
+        description="Probability maps of the non-enhancing hypercellular tumour (NEH) from "
+        "brain-tumour MRI, and their validation against perfusion and recurrence.",
+    )
+    parser.add_argument("--version", action="version", version=f"nehmap {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        help_text = getattr(module, "HELP", None) or (module.__doc__ or "").strip().split("\n")[0]
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

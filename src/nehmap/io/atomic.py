@@ -1,0 +1,80 @@
+"""Atomic writes: a temporary file beside the target, then an atomic rename.
+
+A reader never sees a half-written output, and a crash (even SIGKILL) leaves either
+the previous file or the new one, plus at worst a hidden ``.*.tmp-*`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from nehmap.errors import OutputError
+
+_COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz", ".csv.gz")
+
+
+def split_suffix(path: Path) -> tuple[str, str]:
+    """Split a file name into stem and suffix, keeping compound suffixes like ``.nii.gz``."""
+    name = path.name
+    for suffix in _COMPOUND_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)], name[-len(suffix) :]
+    return path.stem, path.suffix
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A hidden temporary path in the same folder as ``path``, with the same suffix."""
+    stem, suffix = split_suffix(path)
+    return path.with_name(f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
+
+
+def check_not_input(path: str | Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Refuse to write ``path`` if it is one of ``inputs`` (same file, links resolved).
+
+    Raises:
+        OutputError: naming the input that would be overwritten.
+    """
+    target = Path(path).resolve()
+    for candidate in inputs:
+        src = Path(candidate)
+        if src.resolve() == target or (
+            src.exists() and target.exists() and os.path.samefile(src, target)
+        ):
+            raise OutputError(
+                f"{path}: refusing to write an output over the input file {candidate}. "
+                "Choose an output folder different from the input folder."
+            )
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
+    """Context manager giving a temporary path to write; renamed to ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+
+    Example::
+
+        with atomic_path("out/case_seg.nii.gz") as tmp:
+            nib.save(img, tmp)
+    """
+    target = Path(path)
+    check_not_input(target, inputs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str, inputs: Iterable[str | Path] = ()) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_path(path, inputs) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

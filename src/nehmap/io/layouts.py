@@ -1,0 +1,567 @@
+"""Finding the cases of a folder in the layouts of the public collections.
+
+Supported layouts (detected automatically, or named explicitly):
+
+``brats2021``  BraTS 2018-2021: ``<ID>/<ID>_{t1,t1ce,t2,flair,seg}.nii[.gz]``; 2018/2019
+               nest the cases under ``HGG/`` and ``LGG/``; 2020 ships ``.nii``.
+``brats2023``  BraTS 2023+ GLI: ``<ID>/<ID>-{t1n,t1c,t2w,t2f,seg}.nii.gz``.
+``upenn``      UPenn-GBM as TCIA ships it: ``images_structural/<ID>/<ID>_{T1,T1GD,T2,FLAIR}``,
+               ``images_DSC/<ID>/<ID>_DSC_ap-rCBV``, ``images_segm/<ID>_segm`` (expert) and
+               ``automated_segm/<ID>_automated_approx_segm``; or the same files gathered in
+               one folder per case. ``_11`` is the pre-operative scan, ``_21`` the follow-up.
+``rhuh``       RHUH-GBM as TCIA ships it:
+               ``RHUH-00NN/<tp>/RHUH-00NN_<tp>_{t1,t1ce,t2,flair,adc,segmentations}``,
+               time points 0 pre-operative, 1 early post-operative, 2 recurrence.
+``nnunet``     nnU-Net v2 raw dataset: ``imagesTr/<ID>_0000..`` (+ ``imagesTs``),
+               ``labelsTr/<ID>``, ``dataset.json`` (channel names and labels).
+``manifest``   a CSV with columns ``case, timepoint, modality, path`` (optional
+               ``label_scheme``), for anything else.
+
+Discovery only looks at file names; :func:`nehmap.io.case.load_case` reads and checks
+the voxels. A file that a layout cannot place is reported, never silently used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nehmap.errors import NehmapInputError
+from nehmap.io.image import image_suffix, strip_image_suffix
+from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
+from nehmap.labels import LabelScheme
+
+TIMEPOINTS = ("preop", "postop", "recurrence", "followup")
+"""Canonical names of time points."""
+
+_MAX_DEPTH = 5
+
+
+@dataclass
+class CaseFiles:
+    """The files of one scan (one case at one time point), found on disk.
+
+    Attributes:
+        case_id: unique id of the scan within the collection (file-name prefix).
+        subject: patient id (equal to ``case_id`` for single-time-point collections).
+        timepoint: canonical time point (``preop``, ``postop``, ``recurrence``,
+            ``followup``) or None when the collection does not say.
+        layout: the layout the case was found in.
+        files: ``t1``, ``t1c``, ``t2``, ``flair``, ``seg``, ``rcbv`` -> path (only those found).
+        label_scheme: scheme of the label file (name or :class:`LabelScheme`).
+        extras: other files of the case (``adc``, ``seg_automated``, ...).
+        notes: remarks about how files were matched (fallbacks, duplicates).
+        problems: reasons the case cannot be used as it is (besides missing files).
+    """
+
+    case_id: str
+    subject: str
+    timepoint: str | None
+    layout: str
+    files: dict[str, Path] = field(default_factory=dict)
+    label_scheme: str | LabelScheme | None = None
+    extras: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def missing(self, required: tuple[str, ...] = MODALITIES) -> list[str]:
+        """Required keys with no file."""
+        return [key for key in required if key not in self.files]
+
+    @property
+    def complete(self) -> bool:
+        """True when all four modalities are present and nothing else is wrong."""
+        return not self.missing() and not self.problems
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every input file of the case (never to be overwritten)."""
+        return [*self.files.values(), *self.extras.values()]
+
+
+@dataclass
+class Collection:
+    """The cases found under a folder (or in a manifest).
+
+    Attributes:
+        root: the folder or manifest file.
+        layout: detected or given layout name.
+        cases: cases sorted by id.
+        unmatched: image files under ``root`` that no case could claim.
+    """
+
+    root: Path
+    layout: str
+    cases: list[CaseFiles]
+    unmatched: list[Path] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[CaseFiles]:
+        return iter(self.cases)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, case_id: str) -> CaseFiles:
+        for case in self.cases:
+            if case.case_id == case_id:
+                return case
+        raise KeyError(f"No case {case_id!r} in {self.root}.")
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.case_id for c in self.cases]
+
+    def by_subject(self) -> dict[str, dict[str | None, CaseFiles]]:
+        """Cases grouped by subject, then by time point (for longitudinal analyses)."""
+        out: dict[str, dict[str | None, CaseFiles]] = defaultdict(dict)
+        for case in self.cases:
+            out[case.subject][case.timepoint] = case
+        return dict(out)
+
+
+# --------------------------------------------------------------------------- token layouts
+
+
+@dataclass(frozen=True)
+class _TokenLayout:
+    """A layout where each file is named ``<ID><sep><token>`` with a fixed token set."""
+
+    name: str
+    label_scheme: str
+    tokens: dict[str, str]  # lower-case token -> key
+    id_pattern: str | None = None  # must match the id; groups `subject` and `tp`
+    timepoints: dict[str, str] = field(default_factory=dict)  # raw tp -> canonical
+
+    def regex(self) -> re.Pattern[str]:
+        alternatives = "|".join(re.escape(t) for t in sorted(self.tokens, key=len, reverse=True))
+        return re.compile(rf"^(?P<id>.+?)[_-](?P<token>{alternatives})$", re.IGNORECASE)
+
+    def split_id(self, case_id: str) -> tuple[str, str | None] | None:
+        """(subject, canonical time point) of an id, or None if the id does not fit."""
+        if self.id_pattern is None:
+            return case_id, None
+        m = re.match(self.id_pattern, case_id)
+        if m is None:
+            return None
+        tp = m.group("tp")
+        return m.group("subject"), self.timepoints.get(tp, tp)
+
+
+_TOKEN_LAYOUTS: dict[str, _TokenLayout] = {
+    lay.name: lay
+    for lay in (
+        _TokenLayout(
+            "rhuh",
+            "rhuh",
+            {
+                "t1": "t1",
+                "t1ce": "t1c",
+                "t2": "t2",
+                "flair": "flair",
+                "segmentations": LABEL,
+                "segmentation": LABEL,
+                "adc": "adc",
+            },
+            id_pattern=r"^(?P<subject>.+)_(?P<tp>[0-9])$",
+            timepoints={"0": "preop", "1": "postop", "2": "recurrence"},
+        ),
+        _TokenLayout(
+            "upenn",
+            "upenn",
+            {
+                "t1": "t1",
+                "t1gd": "t1c",
+                "t2": "t2",
+                "flair": "flair",
+                "segm": LABEL,
+                "automated_approx_segm": "seg_automated",
+                "dsc_ap-rcbv": "rcbv",
+            },
+            id_pattern=r"^(?P<subject>.+)_(?P<tp>[0-9]{2})$",
+            timepoints={"11": "preop", "21": "followup"},
+        ),
+        _TokenLayout(
+            "brats2023",
+            "brats2023",
+            {"t1n": "t1", "t1c": "t1c", "t2w": "t2", "t2f": "flair", "seg": LABEL},
+        ),
+        _TokenLayout(
+            "brats2021",
+            "brats2021",
+            {"t1": "t1", "t1ce": "t1c", "t2": "t2", "flair": "flair", "seg": LABEL, "segm": LABEL},
+        ),
+    )
+}
+
+LAYOUTS: tuple[str, ...] = (*_TOKEN_LAYOUTS, "nnunet", "manifest")
+"""Names of all layouts nehmap reads."""
+
+
+def _image_files(root: Path) -> list[Path]:
+    """Image files under ``root`` (depth-limited, hidden folders skipped), sorted."""
+    found: list[Path] = []
+    root_depth = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        depth = len(Path(dirpath).parts) - root_depth
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if depth >= _MAX_DEPTH:
+            dirnames[:] = []
+        for name in filenames:
+            if not name.startswith(".") and image_suffix(name) is not None:
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+def _preferred(existing: Path, new: Path) -> Path:
+    """Between two files for the same slot, prefer the compressed one."""
+    return new if str(new).endswith(".gz") and not str(existing).endswith(".gz") else existing
+
+
+def _parse_token_layout(
+    root: Path, layout: _TokenLayout, files: list[Path]
+) -> tuple[list[CaseFiles], list[Path]]:
+    pattern = layout.regex()
+    slots: dict[str, dict[str, Path]] = defaultdict(dict)
+    notes: dict[str, list[str]] = defaultdict(list)
+    per_dir_ids: dict[Path, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    orphans: list[tuple[Path, str]] = []  # (file, key) with no usable id
+    unmatched: list[Path] = []
+    for path in files:
+        base = strip_image_suffix(path.name)
+        bare = layout.tokens.get(base.lower())
+        m = pattern.match(base)
+        if m is None or layout.split_id(m.group("id")) is None:
+            if bare is not None:
+                orphans.append((path, bare))
+            else:
+                unmatched.append(path)
+            continue
+        case_id, key = m.group("id"), layout.tokens[m.group("token").lower()]
+        per_dir_ids[path.parent][case_id] += 1
+        if key in slots[case_id]:
+            kept = _preferred(slots[case_id][key], path)
+            other = path if kept != path else slots[case_id][key]
+            notes[case_id].append(f"two files for {key}; using {kept.name}, ignoring {other.name}")
+            slots[case_id][key] = kept
+        else:
+            slots[case_id][key] = path
+    # a file named only by its token (e.g. RHUH-0035/2/segmentation.nii.gz), or a label
+    # file named after another id (BraTS 2020 case 355): give it to the folder's case.
+    for path, key in orphans:
+        ids = per_dir_ids.get(path.parent, {})
+        if len(ids) == 1:
+            (case_id,) = ids
+            if key not in slots[case_id]:
+                slots[case_id][key] = path
+                notes[case_id].append(f"{key} taken from the unusually named file {path.name}")
+                continue
+        unmatched.append(path)
+    for case_id in list(slots):
+        ids = per_dir_ids.get(next(iter(slots[case_id].values())).parent, {})
+        owners = [i for i, n in ids.items() if i != case_id and n >= 3]
+        if len(slots[case_id]) == 1 and LABEL in slots[case_id] and len(owners) == 1:
+            owner = owners[0]
+            path = slots.pop(case_id)[LABEL]
+            if LABEL not in slots[owner]:
+                slots[owner][LABEL] = path
+                notes[owner].append(f"label taken from the unusually named file {path.name}")
+            else:
+                unmatched.append(path)
+    cases = []
+    for case_id in sorted(slots):
+        subject, tp = layout.split_id(case_id) or (case_id, None)
+        found = slots[case_id]
+        case = CaseFiles(
+            case_id,
+            subject,
+            tp,
+            layout.name,
+            label_scheme=layout.label_scheme,
+            notes=notes[case_id],
+        )
+        for key, path in found.items():
+            if key in (*MODALITIES, LABEL, "rcbv"):
+                case.files[key] = path
+            else:
+                case.extras[key] = path
+        if LABEL not in case.files and "seg_automated" in case.extras:
+            case.files[LABEL] = case.extras.pop("seg_automated")
+            case.notes.append("no expert segmentation; using the automated one")
+        cases.append(case)
+    return cases, unmatched
+
+
+# --------------------------------------------------------------------------- nnU-Net
+
+
+def _nnunet_root(root: Path) -> Path | None:
+    if (root / "dataset.json").is_file() or (root / "imagesTr").is_dir():
+        return root
+    return None
+
+
+def nnunet_label_scheme(labels: dict, source: Path) -> LabelScheme:
+    """A :class:`LabelScheme` from a ``dataset.json`` ``labels`` entry.
+
+    Plain labels are mapped by name (necrosis / non-enhancing core -> NC, edema -> ED,
+    NEH / hypercellular -> NEH, enhancing -> ET). Region-based BraTS datasets
+    (``"whole tumor": [1, 2, 3]`` ...) use nnU-Net's BraTS conversion: 1 ED, 2 NC, 3 ET.
+    """
+    from types import MappingProxyType
+
+    from nehmap.labels import ED, ET, NC, NEH, get_scheme
+
+    if any(isinstance(v, list | tuple) for v in labels.values()):
+        return get_scheme("nnunet-brats")
+    to_ours: dict[int, int] = {}
+    for name, value in labels.items():
+        key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+        if key in ("background", "bg"):
+            ours = 0
+        elif "neh" in key or "hypercell" in key:
+            ours = NEH
+        elif "nonenhanc" in key or "necro" in key or key in ("ncr", "netc", "nc", "core"):
+            ours = NC
+        elif "edema" in key or "oedema" in key or key in ("ed", "snfh"):
+            ours = ED
+        elif "enhanc" in key or key == "et":
+            ours = ET
+        else:
+            raise NehmapInputError(
+                source,
+                f"label {name!r} in dataset.json has no nehmap equivalent.",
+                "Name the labels background, necrosis, edema, NEH and enhancing tumour, or "
+                "convert the dataset first.",
+            )
+        to_ours[int(value)] = ours
+    from_ours = {ours: native for native, ours in sorted(to_ours.items(), reverse=True)}
+    core = next((n for n, o in to_ours.items() if o == NC), 0)
+    for ours in (0, NC, ED, NEH, ET):
+        from_ours.setdefault(ours, core if ours == NEH else 0)
+    return LabelScheme(
+        name=f"nnunet:{source.parent.name}",
+        description=f"labels declared in {source}",
+        to_nehmap=MappingProxyType(to_ours),
+        from_nehmap=MappingProxyType(from_ours),
+    )
+
+
+def _parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        raise NehmapInputError(
+            root,
+            "looks like an nnU-Net dataset but has no dataset.json.",
+            "Add dataset.json with channel_names and labels.",
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NehmapInputError(meta_path, f"is not valid JSON ({exc}).", "Fix the file.") from exc
+    channels = meta.get("channel_names") or meta.get("modality")
+    if not isinstance(channels, dict):
+        raise NehmapInputError(
+            meta_path,
+            "has no channel_names entry.",
+            'Add e.g. "channel_names": {"0": "T1", "1": "T1ce", ...}.',
+        )
+    channel_keys: dict[int, str] = {}
+    for index, name in channels.items():
+        key = normalise_modality(str(name))
+        if key not in MODALITIES:
+            raise NehmapInputError(
+                meta_path,
+                f"channel {index} is named {name!r}, which is not one of T1, T1ce, T2, FLAIR.",
+                "Rename the channel in dataset.json to its MRI sequence.",
+            )
+        channel_keys[int(index)] = key
+    scheme = nnunet_label_scheme(meta.get("labels", {}), meta_path)
+    ending = meta.get("file_ending", ".nii.gz")
+    cases: dict[str, CaseFiles] = {}
+    unmatched: list[Path] = []
+    channel_re = re.compile(rf"^(?P<id>.+)_(?P<ch>\d{{4}}){re.escape(ending)}$")
+    for split in ("imagesTr", "imagesTs"):
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            m = channel_re.match(path.name)
+            if m is None or int(m.group("ch")) not in channel_keys:
+                if not path.name.startswith("."):
+                    unmatched.append(path)
+                continue
+            case_id = m.group("id")
+            case = cases.setdefault(
+                case_id, CaseFiles(case_id, case_id, None, "nnunet", label_scheme=scheme)
+            )
+            case.files[channel_keys[int(m.group("ch"))]] = path
+            label = root / split.replace("images", "labels") / f"{case_id}{ending}"
+            if label.is_file():
+                case.files[LABEL] = label
+    return [cases[k] for k in sorted(cases)], unmatched
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _canonical_timepoint(raw: str) -> str | None:
+    key = raw.strip().lower().replace("-", "").replace("_", "")
+    if not key:
+        return None
+    if key in ("0", "pre", "preop", "preoperative", "baseline", "11"):
+        return "preop"
+    if key in ("1", "post", "postop", "postoperative", "earlypostop"):
+        return "postop"
+    if key in ("2", "rec", "recurrence", "progression"):
+        return "recurrence"
+    if key in ("21", "followup", "fu"):
+        return "followup"
+    return raw.strip()
+
+
+def read_manifest(path: str | Path) -> Collection:
+    """Read a manifest CSV (columns ``case, timepoint, modality, path``).
+
+    Paths may be relative to the manifest's folder. ``modality`` is one of t1, t1c, t2,
+    flair, rcbv, seg (aliases such as T1Gd, t1ce, FLAIR, label accepted). An optional
+    ``label_scheme`` column names the scheme of the label files (default ``nehmap``).
+    A scan is identified by ``case`` plus ``timepoint`` (``<case>_<timepoint>`` when a
+    time point is given).
+    """
+    import pandas as pd
+
+    p = Path(path)
+    try:
+        table = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise NehmapInputError(
+            p,
+            f"cannot be read as a CSV manifest ({exc}).",
+            "Give a CSV with columns case, timepoint, modality, path.",
+        ) from exc
+    table.columns = [c.strip().lower() for c in table.columns]
+    needed = {"case", "modality", "path"}
+    if not needed <= set(table.columns):
+        raise NehmapInputError(
+            p,
+            f"is missing the column(s) {sorted(needed - set(table.columns))}.",
+            "A manifest needs the columns case, timepoint (may be empty), modality, path.",
+        )
+    cases: dict[str, CaseFiles] = {}
+    for row_number, row in enumerate(table.to_dict("records"), start=2):
+        case_name = row["case"].strip()
+        raw_tp = row.get("timepoint", "").strip()
+        key = normalise_modality(row["modality"])
+        if not case_name or key is None:
+            raise NehmapInputError(
+                p,
+                f"row {row_number}: unknown modality {row['modality']!r} or empty case.",
+                "Use one of t1, t1c, t2, flair, rcbv, seg.",
+            )
+        case_id = f"{case_name}_{raw_tp}" if raw_tp else case_name
+        scheme = row.get("label_scheme", "").strip() or "nehmap"
+        case = cases.setdefault(
+            case_id,
+            CaseFiles(
+                case_id, case_name, _canonical_timepoint(raw_tp), "manifest", label_scheme=scheme
+            ),
+        )
+        file_path = Path(row["path"].strip())
+        if not file_path.is_absolute():
+            file_path = p.parent / file_path
+        if key in case.files:
+            case.problems.append(f"{key} is listed twice in the manifest (rows up to {row_number})")
+        if not file_path.is_file():
+            case.problems.append(f"{key} file {file_path} listed in the manifest does not exist")
+            continue
+        case.files[key] = file_path
+    return Collection(p, "manifest", [cases[k] for k in sorted(cases)])
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def detect_layout(root: str | Path) -> str:
+    """Name of the layout of ``root`` (see :data:`LAYOUTS`).
+
+    Raises:
+        NehmapInputError: when nothing under ``root`` looks like a known layout.
+    """
+    return discover(root).layout
+
+
+def discover(
+    root: str | Path, layout: str | None = None, label_scheme: str | None = None
+) -> Collection:
+    """Find the cases under ``root`` (a folder, one case folder, or a manifest CSV).
+
+    Args:
+        root: collection folder, single-case folder, or manifest ``.csv``.
+        layout: force a layout instead of detecting it.
+        label_scheme: override the label scheme of every case's label file.
+
+    Returns:
+        The :class:`Collection`, cases sorted by id. Incomplete cases are included
+        (see :meth:`CaseFiles.missing`); files nobody could place are in ``unmatched``.
+
+    Raises:
+        NehmapInputError: if ``root`` does not exist or holds no recognisable case.
+    """
+    path = Path(root)
+    if not path.exists():
+        raise NehmapInputError(path, "does not exist.", "Check the path.")
+    if path.is_file():
+        if path.suffix.lower() not in (".csv", ".tsv"):
+            raise NehmapInputError(
+                path,
+                "is a file but not a manifest CSV.",
+                "Give a case folder, a collection folder or a manifest.",
+            )
+        collection = read_manifest(path)
+    elif layout == "nnunet" or (layout is None and _nnunet_root(path) is not None):
+        cases, unmatched = _parse_nnunet(path)
+        collection = Collection(path, "nnunet", cases, unmatched)
+    elif layout == "manifest":
+        candidates = sorted(path.glob("*.csv"))
+        if len(candidates) != 1:
+            raise NehmapInputError(
+                path, "holds no single manifest .csv file.", "Give the manifest file itself."
+            )
+        collection = read_manifest(candidates[0])
+    else:
+        if layout is not None and layout not in _TOKEN_LAYOUTS:
+            raise NehmapInputError(
+                path, f"unknown layout {layout!r}.", f"Use one of: {', '.join(LAYOUTS)}."
+            )
+        files = _image_files(path)
+        names = [layout] if layout else list(_TOKEN_LAYOUTS)
+        best: tuple[int, str, list[CaseFiles], list[Path]] | None = None
+        for name in names:
+            cases, unmatched = _parse_token_layout(path, _TOKEN_LAYOUTS[name], files)
+            score = sum(len(c.files) for c in cases)
+            if best is None or score > best[0]:
+                best = (score, name, cases, unmatched)
+        assert best is not None
+        score, name, cases, unmatched = best
+        if score == 0:
+            raise NehmapInputError(
+                path,
+                f"contains no case in a known layout ({len(files)} image files found).",
+                "Arrange the files as one of the public collections (BraTS, UPenn-GBM, "
+                "RHUH-GBM, nnU-Net) or describe them in a manifest CSV (columns case, "
+                "timepoint, modality, path).",
+            )
+        collection = Collection(path, name, cases, unmatched)
+    if label_scheme is not None:
+        for case in collection.cases:
+            case.label_scheme = label_scheme
+    if not collection.cases:
+        raise NehmapInputError(
+            path, f"holds no case (layout {collection.layout}).", "Check the folder."
+        )
+    return collection

@@ -1,0 +1,299 @@
+"""Label conventions of nehmap and converters to and from the public collections.
+
+nehmap's own convention (used everywhere inside the package)::
+
+    0  background
+    1  NC   necrosis
+    2  ED   edema (peritumoral T2/FLAIR signal that is not tumour core)
+    3  NEH  non-enhancing hypercellular tumour
+    4  ET   enhancing tumour
+
+Regions (the BraTS-style evaluation regions, extended with NEH)::
+
+    ET = {4}      TC = {1, 3, 4}      WT = {1, 2, 3, 4}
+
+Other schemes are converted at the edges (reading and writing), by name:
+
+============  ===========================================  ==============================
+scheme        native labels                                into nehmap
+============  ===========================================  ==============================
+nehmap        0 bg, 1 NC, 2 ED, 3 NEH, 4 ET                identity
+brats2021     1 NCR/NET, 2 ED, 4 ET (BraTS 2018-2021)      1->1, 2->2, 4->4
+brats2023     1 NETC, 2 SNFH, 3 ET (+4 resection cavity)   1->1, 2->2, 3->4, 4->0 (lossy)
+upenn         1 NC, 2 ED, 4 ET (UPenn-GBM segm files)      1->1, 2->2, 4->4
+rhuh          1 NC, 2 peritumoral signal, 3 ET (or 4 ET)   1->1, 2->2, 3->4, 4->4
+nnunet-brats  1 ED, 2 NC, 3 ET (nnU-Net's BraTS datasets)  1->2, 2->1, 3->4
+============  ===========================================  ==============================
+
+Going back from nehmap to a scheme without an NEH label, NEH joins the scheme's
+non-enhancing core label (BraTS "NCR/NET" is necrotic *and non-enhancing* tumour core),
+so the TC and WT regions are preserved exactly. That direction is therefore lossy for
+the NC/NEH distinction; native -> nehmap -> native is exact for every scheme except the
+BraTS 2024 resection cavity (4 in ``brats2023``), which has no nehmap label and becomes
+background (documented, with a warning when present).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+BACKGROUND = 0
+NC = 1
+ED = 2
+NEH = 3
+ET = 4
+
+LABEL_NAMES: Mapping[int, str] = MappingProxyType(
+    {BACKGROUND: "background", NC: "NC", ED: "ED", NEH: "NEH", ET: "ET"}
+)
+"""Short names of nehmap's labels, by value."""
+
+LABEL_DESCRIPTIONS: Mapping[int, str] = MappingProxyType(
+    {
+        BACKGROUND: "background",
+        NC: "necrosis",
+        ED: "edema",
+        NEH: "non-enhancing hypercellular tumour",
+        ET: "enhancing tumour",
+    }
+)
+
+TUMOUR_LABELS: tuple[int, ...] = (NC, ED, NEH, ET)
+
+REGIONS: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {"ET": (ET,), "TC": (NC, NEH, ET), "WT": (NC, ED, NEH, ET)}
+)
+"""Evaluation regions as tuples of nehmap labels."""
+
+LABEL_COLOURS: Mapping[int, tuple[int, int, int]] = MappingProxyType(
+    {
+        NC: (220, 40, 40),  # red, as the paper's Figure 1
+        ED: (40, 180, 60),  # green
+        NEH: (40, 90, 230),  # blue
+        ET: (240, 210, 40),  # yellow
+    }
+)
+"""Display colours (RGB 0-255) for the labels, matching the paper's Figure 1."""
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """A labelling convention and its mapping into nehmap's labels.
+
+    Attributes:
+        name: identifier used on the command line and in manifests.
+        description: human-readable description.
+        to_nehmap: native value -> nehmap value, for every value the scheme allows
+            (0 included).
+        from_nehmap: nehmap value -> native value, for every nehmap label.
+        lossy_values: native values that have no nehmap equivalent and are dropped
+            (mapped to background) with a warning.
+    """
+
+    name: str
+    description: str
+    to_nehmap: Mapping[int, int]
+    from_nehmap: Mapping[int, int]
+    lossy_values: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def allowed_values(self) -> tuple[int, ...]:
+        """Native label values this scheme accepts, sorted."""
+        return tuple(sorted(self.to_nehmap))
+
+    def lookup_to_nehmap(self) -> np.ndarray:
+        """Lookup table (uint8) indexed by native value, giving the nehmap value."""
+        table = np.zeros(max(self.to_nehmap) + 1, dtype=np.uint8)
+        for native, ours in self.to_nehmap.items():
+            table[native] = ours
+        return table
+
+    def lookup_from_nehmap(self) -> np.ndarray:
+        """Lookup table (uint8) indexed by nehmap value, giving the native value."""
+        table = np.zeros(max(LABEL_NAMES) + 1, dtype=np.uint8)
+        for ours, native in self.from_nehmap.items():
+            table[ours] = native
+        return table
+
+
+def _scheme(
+    name: str,
+    description: str,
+    to_nehmap: dict[int, int],
+    from_nehmap: dict[int, int],
+    lossy: Iterable[int] = (),
+) -> LabelScheme:
+    return LabelScheme(
+        name=name,
+        description=description,
+        to_nehmap=MappingProxyType(dict(to_nehmap)),
+        from_nehmap=MappingProxyType(dict(from_nehmap)),
+        lossy_values=frozenset(lossy),
+    )
+
+
+SCHEMES: Mapping[str, LabelScheme] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            _scheme(
+                "nehmap",
+                "nehmap: 1 necrosis, 2 edema, 3 NEH, 4 enhancing tumour",
+                {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
+                {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
+            ),
+            _scheme(
+                "brats2021",
+                "BraTS 2018-2021: 1 necrotic/non-enhancing core, 2 edema, 4 enhancing tumour",
+                {0: 0, 1: NC, 2: ED, 4: ET},
+                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
+            ),
+            _scheme(
+                "brats2023",
+                "BraTS 2023+ GLI: 1 non-enhancing core, 2 surrounding FLAIR signal, "
+                "3 enhancing tumour (2024: 4 resection cavity)",
+                {0: 0, 1: NC, 2: ED, 3: ET, 4: BACKGROUND},
+                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 3},
+                lossy=(4,),
+            ),
+            _scheme(
+                "upenn",
+                "UPenn-GBM segmentations: 1 necrosis, 2 edema, 4 enhancing tumour",
+                {0: 0, 1: NC, 2: ED, 4: ET},
+                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
+            ),
+            _scheme(
+                "rhuh",
+                "RHUH-GBM segmentations: 1 necrosis, 2 peritumoral T2/FLAIR signal, "
+                "3 enhancing tumour (some copies write 4 for enhancing)",
+                {0: 0, 1: NC, 2: ED, 3: ET, 4: ET},
+                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 3},
+            ),
+            _scheme(
+                "nnunet-brats",
+                "nnU-Net v2 BraTS conversion: 1 edema, 2 non-enhancing/necrotic core, "
+                "3 enhancing tumour",
+                {0: 0, 1: ED, 2: NC, 3: ET},
+                {0: 0, ED: 1, NC: 2, NEH: 2, ET: 3},
+            ),
+        )
+    }
+)
+"""All label schemes nehmap knows, by name."""
+
+SCHEME_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "brats2018": "brats2021",
+        "brats2019": "brats2021",
+        "brats2020": "brats2021",
+        "brats": "brats2021",
+        "brats2024": "brats2023",
+        "brats-gli": "brats2023",
+        "upenn-gbm": "upenn",
+        "rhuh-gbm": "rhuh",
+        "nnunet": "nnunet-brats",
+    }
+)
+
+
+def get_scheme(scheme: str | LabelScheme) -> LabelScheme:
+    """Return the :class:`LabelScheme` called ``scheme`` (aliases accepted).
+
+    Raises:
+        ValueError: when the name is unknown; the message lists the known names.
+    """
+    if isinstance(scheme, LabelScheme):
+        return scheme
+    key = scheme.strip().lower()
+    key = SCHEME_ALIASES.get(key, key)
+    try:
+        return SCHEMES[key]
+    except KeyError:
+        known = ", ".join(sorted(set(SCHEMES) | set(SCHEME_ALIASES)))
+        raise ValueError(f"Unknown label scheme {scheme!r}. Use one of: {known}.") from None
+
+
+def unexpected_values(labels: np.ndarray, scheme: str | LabelScheme) -> list[float]:
+    """Values present in ``labels`` that ``scheme`` does not define (sorted)."""
+    s = get_scheme(scheme)
+    allowed = set(s.allowed_values)
+    return [v.item() for v in np.unique(labels) if v.item() not in allowed]
+
+
+def _check_values(labels: np.ndarray, scheme: LabelScheme, what: str) -> None:
+    bad = unexpected_values(labels, scheme)
+    if bad:
+        raise ValueError(
+            f"{what} contains values {bad} that the '{scheme.name}' label scheme does not "
+            f"define (allowed: {list(scheme.allowed_values)}). Check that the right label "
+            "scheme was declared for this file."
+        )
+
+
+def to_nehmap(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
+    """Convert a label map from ``scheme`` into nehmap's labels.
+
+    Args:
+        labels: integer (or integral float) label array of any shape.
+        scheme: the native scheme's name or object.
+
+    Returns:
+        uint8 array of the same shape with nehmap labels 0-4.
+
+    Raises:
+        ValueError: if ``labels`` holds values the scheme does not define.
+    """
+    s = get_scheme(scheme)
+    arr = np.asarray(labels)
+    _check_values(arr, s, "Label map")
+    lost = [v for v in s.lossy_values if np.any(arr == v)]
+    if lost:
+        warnings.warn(
+            f"Label values {lost} of the '{s.name}' scheme have no nehmap equivalent "
+            "(e.g. the BraTS 2024 resection cavity) and were set to background.",
+            stacklevel=2,
+        )
+    return s.lookup_to_nehmap()[arr.astype(np.intp, copy=False)]
+
+
+def from_nehmap(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
+    """Convert a nehmap label map into ``scheme``'s labels (uint8).
+
+    NEH goes to the scheme's non-enhancing tumour-core label when the scheme has no
+    NEH label, so the ET, TC and WT regions are preserved.
+    """
+    s = get_scheme(scheme)
+    arr = np.asarray(labels)
+    _check_values(arr, SCHEMES["nehmap"], "nehmap label map")
+    return s.lookup_from_nehmap()[arr.astype(np.intp, copy=False)]
+
+
+def convert(labels: np.ndarray, source: str | LabelScheme, target: str | LabelScheme) -> np.ndarray:
+    """Convert a label map from one scheme to another through nehmap's labels."""
+    return from_nehmap(to_nehmap(labels, source), target)
+
+
+def region_mask(labels: np.ndarray, region: str | int) -> np.ndarray:
+    """Boolean mask of a region (``"ET"``, ``"TC"``, ``"WT"``) or of one nehmap label.
+
+    Args:
+        labels: nehmap label map.
+        region: a region name, a label name (``"NEH"``) or a label value.
+    """
+    if isinstance(region, str):
+        key = region.upper()
+        if key in REGIONS:
+            return np.isin(labels, REGIONS[key])
+        names = {v.upper(): k for k, v in LABEL_NAMES.items()}
+        if key in names:
+            return labels == names[key]
+        raise ValueError(
+            f"Unknown region {region!r}: use ET, TC, WT or a label name "
+            f"({', '.join(LABEL_NAMES.values())})."
+        )
+    return labels == int(region)

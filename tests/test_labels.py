@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from nehmap import labels as L
+
+
+@pytest.mark.parametrize("scheme", ["brats2021", "upenn", "rhuh", "nnunet-brats", "nehmap"])
+def test_native_round_trip_is_exact(scheme):
+    s = L.get_scheme(scheme)
+    native = np.array([v for v in s.allowed_values if v != 4 or scheme != "rhuh"] * 3)
+    back = L.from_nehmap(L.to_nehmap(native, s), s)
+    np.testing.assert_array_equal(back, native)
+
+
+def test_rhuh_accepts_4_as_enhancing():
+    assert L.to_nehmap(np.array([0, 1, 2, 3, 4]), "rhuh").tolist() == [0, 1, 2, 4, 4]
+
+
+def test_brats2023_cavity_becomes_background_with_warning():
+    with pytest.warns(UserWarning, match="no nehmap equivalent"):
+        out = L.to_nehmap(np.array([0, 1, 2, 3, 4]), "brats2023")
+    assert out.tolist() == [0, 1, 2, 4, 0]
+
+
+def test_known_values_of_each_scheme():
+    # values from the collections' documentation
+    assert L.to_nehmap(np.array([1, 2, 4]), "brats2021").tolist() == [L.NC, L.ED, L.ET]
+    assert L.to_nehmap(np.array([1, 2, 3]), "brats2023").tolist() == [L.NC, L.ED, L.ET]
+    assert L.to_nehmap(np.array([1, 2, 3]), "nnunet-brats").tolist() == [L.ED, L.NC, L.ET]
+    assert L.to_nehmap(np.array([1, 2, 4]), "upenn").tolist() == [L.NC, L.ED, L.ET]
+
+
+@pytest.mark.parametrize("scheme", ["brats2021", "brats2023", "upenn", "rhuh", "nnunet-brats"])
+def test_nehmap_to_scheme_preserves_regions(scheme):
+    ours = np.array([0, 1, 2, 3, 4])
+    back = L.to_nehmap(L.from_nehmap(ours, scheme), scheme)
+    for region in ("ET", "TC", "WT"):
+        np.testing.assert_array_equal(L.region_mask(back, region), L.region_mask(ours, region))
+    # NEH joins the non-enhancing core: the only lossy step
+    assert back.tolist() == [0, 1, 2, 1, 4]
+
+
+def test_regions_and_label_masks():
+    lab = np.array([0, 1, 2, 3, 4])
+    assert L.region_mask(lab, "ET").tolist() == [0, 0, 0, 0, 1]
+    assert L.region_mask(lab, "TC").tolist() == [0, 1, 0, 1, 1]
+    assert L.region_mask(lab, "WT").tolist() == [0, 1, 1, 1, 1]
+    assert L.region_mask(lab, "NEH").tolist() == [0, 0, 0, 1, 0]
+    assert L.region_mask(lab, 2).tolist() == [0, 0, 1, 0, 0]
+    with pytest.raises(ValueError, match="Unknown region"):
+        L.region_mask(lab, "XX")
+
+
+def test_values_outside_scheme_are_rejected_with_names():
+    with pytest.raises(ValueError, match=r"values \[3\].*brats2021"):
+        L.to_nehmap(np.array([0, 1, 3]), "brats2021")
+    with pytest.raises(ValueError, match=r"1\.5"):
+        L.to_nehmap(np.array([0.0, 1.5]), "nehmap")
+
+
+def test_aliases_and_unknown_scheme():
+    assert L.get_scheme("BraTS2018").name == "brats2021"
+    assert L.get_scheme("brats2024").name == "brats2023"
+    with pytest.raises(ValueError, match="Use one of"):
+        L.get_scheme("msd")
+
+
+def test_convert_between_collections():
+    brats = np.array([0, 1, 2, 4])
+    np.testing.assert_array_equal(L.convert(brats, "brats2021", "brats2023"), [0, 1, 2, 3])
+    np.testing.assert_array_equal(L.convert(brats, "brats2021", "nnunet-brats"), [0, 2, 1, 3])
