@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 check_case_headers(case)
         except NehmapInputError as exc:
-            status, problem = ("incomplete" if case.missing() else "bad"), str(exc)
+            status = "incomplete" if case.missing() else "bad"
+            problem = str(exc).removeprefix(f"case {case.case_id}: ")
         row = {"case": case.case_id, "subject": case.subject, "timepoint": case.timepoint or ""}
         for key in _COLUMNS:
             row[key] = case.files[key].name if key in case.files else ""
