@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nehmap.fusion import (
+    disagreement,
+    fuse_neh,
+    mean_probability,
+    probability_levels,
+    smooth,
+    staple,
+)
+
+
+def test_mean_and_weights():
+    a, b = np.full((3, 3, 3), 0.2), np.full((3, 3, 3), 0.8)
+    np.testing.assert_allclose(mean_probability([a, b]), 0.5)
+    np.testing.assert_allclose(mean_probability([a, b], weights=[3, 1]), 0.35)
+    with pytest.raises(ValueError, match="weights"):
+        mean_probability([a, b], weights=[1])
+    with pytest.raises(ValueError, match="different shapes"):
+        mean_probability([a, np.zeros((2, 3, 3))])
+
+
+def test_smoothing_sigma_is_in_mm_per_axis():
+    impulse = np.zeros((41, 41, 41), np.float32)
+    impulse[20, 20, 20] = 1.0
+    spacing = (0.5, 1.0, 3.0)
+    out = smooth(impulse, spacing, sigma_mm=1.5)
+    ref = ndimage.gaussian_filter(impulse, [3.0, 1.5, 0.5], mode="nearest")
+    np.testing.assert_allclose(out, ref, atol=1e-7)
+    # the blob's physical second moment is sigma^2 = 2.25 mm^2 along every axis
+    grid = np.indices(out.shape).astype(float)
+    for axis, s in enumerate(spacing):
+        coord = (grid[axis] - 20) * s
+        var = (out * coord**2).sum() / out.sum()
+        if s <= 1.0:
+            assert var == pytest.approx(2.25, rel=0.02)
+
+
+def test_levels_and_threshold():
+    p = np.array([0.0, 0.1, 0.2, 0.49, 0.5, 0.9])
+    assert probability_levels(p).tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError):
+        probability_levels(p, low=0.6, high=0.5)
+
+
+def test_fuse_neh_pipeline():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((30, 30, 30), bool)
+    truth[10:20, 10:20, 10:20] = True
+    maps = [np.clip(truth * 0.9 + rng.normal(0, 0.1, truth.shape), 0, 1) for _ in range(2)]
+    c = fuse_neh(maps, (1.0, 1.0, 1.0))
+    assert c.mask.dtype == np.uint8
+    dice = 2 * (c.mask.astype(bool) & truth).sum() / (c.mask.sum() + truth.sum())
+    assert dice > 0.8  # smoothing rounds the cube's edges and corners
+    np.testing.assert_array_equal(c.mask, (c.levels == 2).astype(np.uint8))
+    np.testing.assert_allclose(c.uncertainty, np.abs(maps[0] - maps[1]) / 2, atol=1e-6)
+
+
+def test_disagreement_zero_when_equal():
+    a = np.random.default_rng(0).random((4, 4, 4))
+    assert disagreement([a, a]).max() == 0
+
+
+def test_staple_of_identical_masks_is_that_mask():
+    m = np.zeros((10, 10, 10), np.uint8)
+    m[3:7, 3:7, 3:7] = 1
+    p = staple([m, m, m])
+    assert ((p > 0.5) == m.astype(bool)).all()
