@@ -12,6 +12,8 @@ from nehmap._version import __version__
 # name -> module defining HELP, add_arguments(parser) and run(args)
 COMMANDS: dict[str, str] = {
     "cases": "nehmap.commands.cases",
+    "segment": "nehmap.commands.segment",
+    "models": "nehmap.models.command",
     # "synth" is registered once nehmap.synth lands
 }
 
