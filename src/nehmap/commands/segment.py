@@ -1,0 +1,115 @@
+"""``nehmap segment INPUT -o OUT``: NEH probability maps for a case, a collection or a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "segment cases with each model and write the fused NEH probability maps"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="case folder, collection folder or manifest CSV")
+    parser.add_argument("-o", "--out", required=True, help="output folder (one subfolder per case)")
+    parser.add_argument(
+        "--models",
+        help="comma-separated shipped model names or checkpoint paths "
+        "(default: the shipped paunet,unetrpp)",
+    )
+    parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: automatic)")
+    parser.add_argument("--tta", action="store_true", help="test-time mirroring (8x slower)")
+    parser.add_argument("--overwrite", action="store_true", help="redo cases already complete")
+    parser.add_argument("--layout", help="force the input layout instead of detecting it")
+    parser.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        metavar="NAME=PATTERN:LABELS",
+        help="join an external model's probability maps to the ensemble, e.g. "
+        "'nnunet=/preds/{case}.npz:background,ED,NC,ET' ({case} is replaced by the case id; "
+        "LABELS is the nehmap label of each channel in order)",
+    )
+    parser.add_argument("--weights", help="comma-separated weights of the consensus mean")
+    parser.add_argument("--sigma-mm", type=float, default=1.5, help="Gaussian sigma in mm (1.5)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="NEH threshold (0.5)")
+    parser.add_argument(
+        "--low", type=float, default=0.2, help="lower bound of the low-probability level (0.2)"
+    )
+    parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")
+    parser.add_argument("--batch-size", type=int, default=2, help="windows per forward pass")
+    parser.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write each model's class probabilities",
+    )
+
+
+def _parse_external(specs: list[str]) -> dict[str, tuple[str, list[int]]]:
+    from nehmap.io.external import parse_label_order
+
+    out = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        pattern, sep2, labels = rest.rpartition(":")
+        if not (sep and sep2 and name and pattern):
+            raise ValueError(f"--external {spec!r}: expected NAME=PATTERN:LABELS.")
+        out[name] = (pattern, parse_label_order(labels))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from nehmap.errors import NehmapInputError
+    from nehmap.io import discover, load_case
+    from nehmap.io.external import read_external_probabilities
+    from nehmap.segment import is_complete, load_models, segment, write_segmentation
+
+    out = Path(args.out)
+    try:
+        external = _parse_external(args.external)
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+        collection = discover(args.input, layout=args.layout)
+        models = load_models(args.models.split(",") if args.models else None, args.device)
+    except (NehmapInputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    todo = [c for c in collection if args.overwrite or not is_complete(out, c.case_id)]
+    skipped = len(collection) - len(todo)
+    if skipped:
+        print(f"{skipped} case(s) already complete in {out} (use --overwrite to redo them)")
+    failures: list[tuple[str, str]] = []
+    for files in tqdm(todo, desc="cases", unit="case", file=sys.stderr):
+        try:
+            case = load_case(files, load_labels=False, load_rcbv=False)
+            ext = {
+                name: read_external_probabilities(
+                    pattern.replace("{case}", case.case_id), case.grid, labels
+                )
+                for name, (pattern, labels) in external.items()
+            }
+            result = segment(
+                case,
+                models,
+                device=args.device,
+                mirror=args.tta,
+                overlap=args.overlap,
+                batch_size=args.batch_size,
+                external=ext,
+                weights=weights,
+                sigma_mm=args.sigma_mm,
+                threshold=args.threshold,
+                low=args.low,
+                progress=sys.stderr.isatty(),
+            )
+            write_segmentation(result, case, out, save_probabilities=args.save_probabilities)
+        except (NehmapInputError, ValueError, OSError, RuntimeError) as exc:
+            failures.append((files.case_id, str(exc)))
+            tqdm.write(f"failed: {files.case_id}: {exc}", file=sys.stderr)
+    done = len(todo) - len(failures)
+    print(f"{done} case(s) segmented into {out}, {skipped} skipped, {len(failures)} failed")
+    for case_id, message in failures:
+        print(f"  FAILED {case_id}: {message}")
+    return 1 if failures else 0

@@ -1,0 +1,156 @@
+"""nehmap segment with tiny untrained checkpoints: geometry, outputs, skipping, errors."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import save
+from nehmap.cli import main
+from nehmap.io import discover, load_case
+from nehmap.models import create_model
+from nehmap.models.card import ModelCard
+from nehmap.models.checkpoint import save_checkpoint
+from nehmap.segment import load_models, segment
+
+# stored L-P-S with anisotropic voxels, so canonicalisation and write-back both matter
+AFFINE = np.array([[-1.2, 0, 0, 30], [0, -1.0, 0, 40], [0, 0, 2.0, -10], [0, 0, 0, 1]])
+SHAPE = (30, 34, 18)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    specs = {
+        "tiny-paunet": ("paunet", {"preset": "demo", "patch_size": 16, "n_stages": 3}),
+        "tiny-unetrpp": (
+            "unetrpp",
+            {
+                "preset": "demo",
+                "patch_size": [16, 16, 16],
+                "stem_stride": 2,
+                "proj_sizes": [8, 8, 8, 1],
+                "decoder_proj_sizes": [8, 8, 8],
+            },
+        ),
+        "tiny-consensus": (
+            "unetrpp-consensus",
+            {
+                "preset": "demo",
+                "patch_size": [16, 16, 16],
+                "stem_stride": 2,
+                "proj_sizes": [8, 8, 8, 1],
+                "decoder_proj_sizes": [8, 8, 8],
+            },
+        ),
+    }
+    for name, (arch, kwargs) in specs.items():
+        model = create_model(arch, **kwargs)
+        card = ModelCard.for_model(
+            model, name=name, spacing_mm=[2.0, 2.0, 2.0], training_data="untrained test network"
+        )
+        save_checkpoint(model, card, root / name)
+    return root
+
+
+@pytest.fixture
+def collection(tmp):
+    rng = np.random.default_rng(0)
+    cid = "BraTS2021_00007"
+    brain = np.zeros(SHAPE, bool)
+    brain[3:-3, 4:-4, 2:-2] = True
+    for i, tok in enumerate(("t1", "t1ce", "t2", "flair")):
+        data = (rng.normal(100 + 10 * i, 20, SHAPE) * brain).astype(np.float32)
+        save(tmp / "in" / cid / f"{cid}_{tok}.nii.gz", data, AFFINE)
+    return tmp / "in"
+
+
+def test_segment_api_shapes_and_fusion(checkpoints, collection):
+    case = load_case(discover(collection)["BraTS2021_00007"])
+    models = load_models(
+        [str(checkpoints / n) for n in ("tiny-paunet", "tiny-unetrpp", "tiny-consensus")]
+    )
+    result = segment(case, models)
+    assert set(result.labels) == {"tiny-paunet", "tiny-unetrpp", "tiny-consensus"}
+    assert list(result.neh) == ["tiny-paunet", "tiny-unetrpp"]  # the consensus model is apart
+    for probs in result.probabilities.values():
+        assert probs.shape[1:] == case.shape
+        np.testing.assert_allclose(probs.sum(0), 1, rtol=1e-4)
+    outside = ~case.brain_mask()
+    assert (result.labels["tiny-paunet"][outside] == 0).all()
+    assert set(np.unique(result.labels["tiny-consensus"])) <= {0, 1, 2}
+    c = result.consensus
+    assert c is not None and c.probability.shape == case.shape
+    assert 0 <= c.probability.min() and c.probability.max() <= 1
+    np.testing.assert_array_equal(c.mask, (c.probability >= 0.5).astype(np.uint8))
+
+
+def test_segment_command_writes_on_input_grid_and_skips(checkpoints, collection, tmp, capsys):
+    out = tmp / "out"
+    models = ",".join(str(checkpoints / n) for n in ("tiny-paunet", "tiny-unetrpp"))
+    assert main(["segment", str(collection), "-o", str(out), "--models", models]) == 0
+    cid = "BraTS2021_00007"
+    folder = out / cid
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(
+        [
+            f"{cid}_seg-tiny-paunet.nii.gz",
+            f"{cid}_seg-tiny-unetrpp.nii.gz",
+            f"{cid}_neh-prob.nii.gz",
+            f"{cid}_neh-mask.nii.gz",
+            f"{cid}_neh-levels.nii.gz",
+            f"{cid}_neh-uncertainty.nii.gz",
+            f"{cid}_nehmap.json",
+            "nehmap-labels.ctbl",
+            "nehmap-labels.itksnap.txt",
+        ]
+    )
+    for name in names:
+        if name.endswith(".nii.gz"):
+            img = nib.load(folder / name)
+            assert img.shape == SHAPE
+            np.testing.assert_allclose(img.affine, AFFINE)
+    prob = nib.load(folder / f"{cid}_neh-prob.nii.gz")
+    assert prob.get_data_dtype() == np.float32
+    seg = nib.load(folder / f"{cid}_seg-tiny-paunet.nii.gz")
+    assert seg.get_data_dtype() == np.uint8
+    # outputs overlay the input voxel for voxel: background exactly where the input is zero
+    t1 = np.asarray(nib.load(collection / cid / f"{cid}_t1.nii.gz").dataobj)
+    assert (np.asarray(seg.dataobj)[t1 == 0] == 0).all()
+    record = json.loads((folder / f"{cid}_nehmap.json").read_text())
+    assert record["parameters"]["sigma_mm"] == 1.5
+    assert record["versions"]["nehmap"]
+    capsys.readouterr()
+    assert main(["segment", str(collection), "-o", str(out), "--models", models]) == 0
+    assert "1 case(s) already complete" in capsys.readouterr().out
+
+
+def test_segment_reports_failing_cases_and_goes_on(checkpoints, collection, tmp, capsys):
+    bad = collection / "BraTS2021_00008"
+    for tok in ("t1", "t1ce", "t2"):
+        save(bad / f"BraTS2021_00008_{tok}.nii.gz", np.ones(SHAPE, np.float32), AFFINE)
+    save(bad / "BraTS2021_00008_flair.nii.gz", np.ones((5, 5, 5), np.float32), AFFINE)
+    rc = main(
+        [
+            "segment",
+            str(collection),
+            "-o",
+            str(tmp / "out"),
+            "--models",
+            str(checkpoints / "tiny-paunet"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "1 case(s) segmented" in out and "FAILED BraTS2021_00008" in out
+    assert (tmp / "out" / "BraTS2021_00007" / "BraTS2021_00007_nehmap.json").is_file()
+    assert not (tmp / "out" / "BraTS2021_00008").exists()
+
+
+def test_unknown_model_is_a_clear_error(collection, tmp, capsys):
+    rc = main(["segment", str(collection), "-o", str(tmp / "o"), "--models", "nope"])
+    assert rc == 2
+    assert "neither a checkpoint file nor the name of a shipped model" in capsys.readouterr().err
