@@ -187,6 +187,7 @@ class Segmentation:
     neh: dict[str, np.ndarray] = field(default_factory=dict)
     consensus: Consensus | None = None
     parameters: dict = field(default_factory=dict)
+    schemes: dict[str, str] = field(default_factory=dict)
 
 
 def segment(
@@ -240,6 +241,7 @@ def segment(
             progress=progress,
         )
         result.probabilities[model.name] = probs
+        result.schemes[model.name] = CONSENSUS_SCHEME if model.is_consensus else "nehmap"
         if model.is_consensus:
             result.labels[model.name] = np.argmax(probs, axis=0).astype(np.uint8)
         else:
@@ -248,6 +250,7 @@ def segment(
             result.neh[model.name] = neh_probability(probs, labels)
     for name, probs in (external or {}).items():
         result.probabilities[name] = probs
+        result.schemes[name] = "nehmap"
         result.labels[name] = labels_from_probabilities(probs, range(probs.shape[0]))
         result.neh[name] = probs[NEH].astype(np.float32)
     if result.neh:
@@ -371,6 +374,7 @@ def write_segmentation(
         },
         "outputs": {k: p.name for k, p in paths.items() if k != "record"},
         "parameters": result.parameters,
+        "label_schemes": result.schemes,
         "versions": software_versions(),
         **(dict(extra_record) if extra_record else {}),
     }

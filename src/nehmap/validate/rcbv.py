@@ -1,0 +1,184 @@
+"""H1: rCBV per tumour compartment, per model.
+
+For each case and each model's segmentation, the mean and median rCBV within the
+enhancing tumour (ET), NEH, edema (ED) and necrosis (NC), over the measurable voxels
+(:mod:`nehmap.validate.perfusion`). A consensus-family segmentation (two levels:
+1 low-, 2 high-probability NEH) gives the compartments ``NEH-low``, ``NEH-high`` and
+``NEH-low+high`` instead (the paper's Table 5).
+
+Cohort statistics per model (:func:`rcbv_tests`):
+
+- repeated-measures ANOVA of the mean rCBV over ET, NEH and ED (compartments share a
+  case, so the case is the subject; Greenhouse-Geisser corrected p reported too). NC is
+  described but left out of the tests: its perfusion is ambivalent (the paper's 3.2.1);
+- paired post-hoc t-tests between those compartments, Holm-corrected;
+- the expected order ET > NEH > ED, each adjacent pair tested one-sided (paired,
+  Holm-corrected);
+- for the consensus levels: NEH-low versus NEH-high, paired, two-sided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from nehmap.labels import ED, ET, NC, NEH
+from nehmap.validate.perfusion import PerfusionMask, region_statistics
+
+COMPARTMENTS: dict[str, tuple[int, ...]] = {"ET": (ET,), "NEH": (NEH,), "ED": (ED,), "NC": (NC,)}
+CONSENSUS_COMPARTMENTS: dict[str, tuple[int, ...]] = {
+    "NEH-low": (1,),
+    "NEH-high": (2,),
+    "NEH-low+high": (1, 2),
+}
+TESTED = ("ET", "NEH", "ED")
+
+CASE_COLUMNS = ["case", "model", "compartment", "mean", "median", "n_voxels"]
+
+
+def compartment_rcbv(
+    rcbv: np.ndarray, labels: np.ndarray, perfusion: PerfusionMask, *, consensus: bool = False
+) -> pd.DataFrame:
+    """Mean/median rCBV per compartment of one segmentation.
+
+    Args:
+        rcbv: rCBV map (X, Y, Z).
+        labels: nehmap label map, or a two-level consensus map when ``consensus``.
+        perfusion: the measurable voxels.
+
+    Returns:
+        Rows (compartment, mean, median, n_voxels).
+    """
+    if rcbv.shape != labels.shape:
+        raise ValueError(
+            f"rCBV map {rcbv.shape} and segmentation {labels.shape} are on different grids."
+        )
+    compartments = CONSENSUS_COMPARTMENTS if consensus else COMPARTMENTS
+    rows = []
+    for name, values in compartments.items():
+        stats = region_statistics(rcbv, np.isin(labels, values), perfusion.valid)
+        rows.append({"compartment": name, **stats})
+    return pd.DataFrame(rows)
+
+
+def _test_rows(model: str, frame: pd.DataFrame) -> list[dict]:
+    from nehmap.stats import ordered_test, pairwise_tests, repeated_measures_anova
+
+    rows: list[dict] = []
+    data = frame[frame["compartment"].isin(TESTED)].dropna(subset=["mean"])
+    complete = data.groupby("case")["compartment"].nunique()
+    n_complete = int((complete == len(TESTED)).sum())
+    if n_complete >= 2:
+        anova = repeated_measures_anova(data, "mean", "compartment", "case")
+        rows.append(
+            {
+                "model": model,
+                "test": "rm_anova",
+                "a": "ET,NEH,ED",
+                "b": "",
+                "statistic": anova.F,
+                "df": f"{anova.df_num:g},{anova.df_den:g}",
+                "p": anova.p,
+                "p_adjusted": anova.p_gg,
+                "n": anova.n_subjects,
+                "note": f"Greenhouse-Geisser epsilon {anova.epsilon_gg:.3f} "
+                "(p_adjusted is GG-corrected)",
+            }
+        )
+        pairs = pairwise_tests(data, "mean", "compartment", subject="case", correction="holm")
+        for r in pairs.to_dict("records"):
+            rows.append(
+                {
+                    "model": model,
+                    "test": "paired_t",
+                    "a": r["a"],
+                    "b": r["b"],
+                    "statistic": r["statistic"],
+                    "df": f"{r['df']:g}",
+                    "p": r["p"],
+                    "p_adjusted": r["p_adjusted"],
+                    "n": r["n"],
+                    "note": f"mean difference {r['mean_diff']:.4g}; Holm",
+                }
+            )
+        order = ordered_test(data, "mean", "compartment", order=TESTED, subject="case")
+        for r in order.table.to_dict("records"):
+            rows.append(
+                {
+                    "model": model,
+                    "test": "ordered_one_sided",
+                    "a": r["a"],
+                    "b": r["b"],
+                    "statistic": r["statistic"],
+                    "df": f"{r['df']:g}",
+                    "p": r["p"],
+                    "p_adjusted": r["p_adjusted"],
+                    "n": r["n"],
+                    "note": f"H1: {r['a']} > {r['b']}; order holds overall: {order.conclusion}",
+                }
+            )
+    else:
+        rows.append(
+            {
+                "model": model,
+                "test": "rm_anova",
+                "a": "ET,NEH,ED",
+                "b": "",
+                "statistic": np.nan,
+                "df": "",
+                "p": np.nan,
+                "p_adjusted": np.nan,
+                "n": n_complete,
+                "note": "fewer than 2 cases with ET, NEH and ED all present",
+            }
+        )
+    levels = frame[frame["compartment"].isin(["NEH-low", "NEH-high"])].dropna(subset=["mean"])
+    if levels["case"].nunique() >= 2 and levels["compartment"].nunique() == 2:
+        pairs = pairwise_tests(levels, "mean", "compartment", subject="case", correction=None)
+        for r in pairs.to_dict("records"):
+            rows.append(
+                {
+                    "model": model,
+                    "test": "paired_t",
+                    "a": r["a"],
+                    "b": r["b"],
+                    "statistic": r["statistic"],
+                    "df": f"{r['df']:g}",
+                    "p": r["p"],
+                    "p_adjusted": r["p"],
+                    "n": r["n"],
+                    "note": "consensus levels: low vs high probability NEH",
+                }
+            )
+    return rows
+
+
+def rcbv_tests(cases: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Cohort tests of H1 per model from the per-case table (columns of :data:`CASE_COLUMNS`).
+
+    Returns:
+        One row per test: model, test, a, b, statistic, df, p, p_adjusted, n, note.
+    """
+    rows: list[dict] = []
+    for model in models or sorted(cases["model"].unique()):
+        rows.extend(_test_rows(model, cases[cases["model"] == model]))
+    return pd.DataFrame(
+        rows, columns=["model", "test", "a", "b", "statistic", "df", "p", "p_adjusted", "n", "note"]
+    )
+
+
+def rcbv_summary(cases: pd.DataFrame) -> pd.DataFrame:
+    """Mean +/- SD over cases of the per-case mean rCBV, per model and compartment
+    (the data of the paper's Figure 2 and Table 5)."""
+    grouped = cases.dropna(subset=["mean"]).groupby(["model", "compartment"])["mean"]
+    out = grouped.agg(["mean", "std", "median", "count"]).reset_index()
+    return out.rename(
+        columns={
+            "mean": "mean_of_means",
+            "std": "sd",
+            "median": "median_of_means",
+            "count": "n_cases",
+        }
+    )
