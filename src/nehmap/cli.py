@@ -14,7 +14,7 @@ COMMANDS: dict[str, str] = {
     "cases": "nehmap.commands.cases",
     "segment": "nehmap.commands.segment",
     "models": "nehmap.models.command",
-    # "synth" is registered once nehmap.synth lands
+    "synth": "nehmap.synth.command",
 }
 
 

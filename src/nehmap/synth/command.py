@@ -1,0 +1,137 @@
+"""The ``nehmap synth`` command: write a synthetic cohort in a public layout.
+
+Usage::
+
+    nehmap synth OUT [--n N] [--seed S] [--spacing MM] [--layout LAYOUT]
+                     [--rcbv | --no-rcbv] [--recurrence | --no-recurrence]
+                     [--overwrite] [--quiet]
+
+The collection goes to ``OUT`` and its ground truth to ``OUT_truth`` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nehmap.errors import OutputError
+from nehmap.io.writers import LAYOUTS
+from nehmap.synth.cohort import truth_folder, write_cohort
+
+
+def _spacing(text: str) -> float | tuple[float, float, float]:
+    """Parse ``2`` or ``1,1,3`` (mm)."""
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid spacing {text!r}: give one number or three, e.g. 2 or 1,1,3 (mm)"
+        ) from None
+    if len(values) == 1 and values[0] > 0:
+        return values[0]
+    if len(values) == 3 and all(v > 0 for v in values):
+        return (values[0], values[1], values[2])
+    raise argparse.ArgumentTypeError(
+        f"invalid spacing {text!r}: give one positive number or three, e.g. 2 or 1,1,3 (mm)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``synth`` command's arguments to ``parser``."""
+    parser.add_argument(
+        "out",
+        metavar="OUT",
+        help="collection folder to create (the ground truth goes to OUT_truth beside it)",
+    )
+    parser.add_argument("--n", type=_positive_int, default=10, help="number of cases (default: 10)")
+    parser.add_argument("--seed", type=_seed, default=0, help="cohort seed (default: 0)")
+    parser.add_argument(
+        "--spacing",
+        type=_spacing,
+        default=1.0,
+        metavar="MM",
+        help="voxel size in mm, one value or three like 1,1,3 (default: 1; "
+        "the field of view is always 240 x 240 x 155 mm)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=list(LAYOUTS),
+        default="brats2021",
+        help="file layout and label scheme of a public collection (default: brats2021)",
+    )
+    parser.add_argument(
+        "--rcbv",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write rCBV maps (default: only for the upenn layout)",
+    )
+    parser.add_argument(
+        "--recurrence",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add a recurrence time point (default: only for the rhuh layout)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT (and OUT_truth) when a previous nehmap synth run wrote them",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nehmap synth``; returns the exit status (0 success, 1 error)."""
+    try:
+        result = write_cohort(
+            args.out,
+            args.n,
+            args.seed,
+            spacing=args.spacing,
+            layout=args.layout,
+            rcbv=args.rcbv,
+            recurrence=args.recurrence,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
+    except (OutputError, ValueError) as exc:
+        print(f"nehmap synth: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Wrote {len(result.case_ids)} synthetic cases ({args.layout} layout) to "
+        f"{result.collection}\nGround truth: {truth_folder(result.collection)}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m nehmap.synth.command``)."""
+    parser = argparse.ArgumentParser(
+        prog="nehmap synth", description="Write a synthetic cohort in a public collection's layout."
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
