@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "cases": "nehmap.commands.cases",
     "segment": "nehmap.commands.segment",
     "models": "nehmap.models.command",
+    "validate": "nehmap.commands.validate",
     "synth": "nehmap.synth.command",
 }
 
