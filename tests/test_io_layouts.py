@@ -217,3 +217,12 @@ def test_empty_or_unknown_folder(tmp):
         discover(tmp)
     with pytest.raises(NehmapInputError, match="does not exist"):
         discover(tmp / "nope")
+
+
+def test_label_only_folders_keep_their_layout(tmp):
+    save(tmp / "BraTS2021_00000" / "BraTS2021_00000_seg.nii.gz", tiny_labels((1, 2, 4)))
+    assert discover(tmp).layout == "brats2021"
+    save(
+        tmp / "b" / "BraTS-GLI-00000-000" / "BraTS-GLI-00000-000-seg.nii.gz", tiny_labels((1, 2, 3))
+    )
+    assert discover(tmp / "b").layout == "brats2023"

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "segment": "nehmap.commands.segment",
     "models": "nehmap.models.command",
     "validate": "nehmap.commands.validate",
+    "evaluate": "nehmap.commands.evaluate",
     "synth": "nehmap.synth.command",
 }
 

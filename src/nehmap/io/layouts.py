@@ -136,10 +136,12 @@ class _TokenLayout:
     tokens: dict[str, str]  # lower-case token -> key
     id_pattern: str | None = None  # must match the id; groups `subject` and `tp`
     timepoints: dict[str, str] = field(default_factory=dict)  # raw tp -> canonical
+    separator: str = "_"  # between the id and the token
 
     def regex(self) -> re.Pattern[str]:
         alternatives = "|".join(re.escape(t) for t in sorted(self.tokens, key=len, reverse=True))
-        return re.compile(rf"^(?P<id>.+?)[_-](?P<token>{alternatives})$", re.IGNORECASE)
+        sep = re.escape(self.separator)
+        return re.compile(rf"^(?P<id>.+?){sep}(?P<token>{alternatives})$", re.IGNORECASE)
 
     def split_id(self, case_id: str) -> tuple[str, str | None] | None:
         """(subject, canonical time point) of an id, or None if the id does not fit."""
@@ -189,6 +191,7 @@ _TOKEN_LAYOUTS: dict[str, _TokenLayout] = {
             "brats2023",
             "brats2023",
             {"t1n": "t1", "t1c": "t1c", "t2w": "t2", "t2f": "flair", "seg": LABEL},
+            separator="-",
         ),
         _TokenLayout(
             "brats2021",
