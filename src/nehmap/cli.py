@@ -16,6 +16,11 @@ COMMANDS: dict[str, str] = {
     "models": "nehmap.models.command",
     "validate": "nehmap.commands.validate",
     "evaluate": "nehmap.commands.evaluate",
+    "study": "nehmap.commands.study",
+    "derive-neh": "nehmap.commands.derive_neh",
+    "consensus-dataset": "nehmap.commands.consensus_dataset",
+    "export-nnunet": "nehmap.commands.export_nnunet",
+    "import-nnunet": "nehmap.commands.import_nnunet",
     "synth": "nehmap.synth.command",
 }
 

@@ -383,7 +383,12 @@ def _parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
                 "Rename the channel in dataset.json to its MRI sequence.",
             )
         channel_keys[int(index)] = key
-    scheme = nnunet_label_scheme(meta.get("labels", {}), meta_path)
+    from nehmap.io.nnunet import dataset_label_scheme  # lazy: nehmap.io.nnunet imports us
+
+    scheme = dataset_label_scheme(meta, meta_path)
+    # None: a two-level NEH consensus set; its label files hold levels 0/1/2, not tissue
+    # labels, so they never fill the "seg" slot
+    levels_only = scheme is None
     ending = meta.get("file_ending", ".nii.gz")
     cases: dict[str, CaseFiles] = {}
     unmatched: list[Path] = []
@@ -405,7 +410,10 @@ def _parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
             case.files[channel_keys[int(m.group("ch"))]] = path
             label = root / split.replace("images", "labels") / f"{case_id}{ending}"
             if label.is_file():
-                case.files[LABEL] = label
+                if levels_only:
+                    case.extras["neh_levels"] = label
+                else:
+                    case.files[LABEL] = label
     return [cases[k] for k in sorted(cases)], unmatched
 
 

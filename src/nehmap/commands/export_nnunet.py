@@ -1,0 +1,69 @@
+"""``nehmap export-nnunet COLLECTION -o OUT``: a collection as an nnU-Net v2 raw dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from nehmap.commands.nnunet import (
+    add_dataset_arguments,
+    add_link_arguments,
+    add_overwrite_argument,
+    error,
+    print_summary,
+    progress_enabled,
+)
+
+HELP = "write a collection as an nnU-Net v2 raw dataset in nehmap's labels"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("collection", help="collection folder or manifest CSV")
+    parser.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="$nnUNet_raw (with --dataset-id/--name) or dataset folder",
+    )
+    add_dataset_arguments(parser)
+    parser.add_argument(
+        "--regions",
+        action="store_true",
+        help="region-based labels for nnU-Net: whole tumor [1,2,3,4], tumor core [1,3,4], "
+        "NEH [3], enhancing tumor [4], regions_class_order [2,1,3,4] (same label files)",
+    )
+    parser.add_argument("--layout", help="force the collection's layout instead of detecting it")
+    parser.add_argument("--label-scheme", help="label scheme of the collection's label files")
+    add_link_arguments(parser)
+    add_overwrite_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nehmap.errors import NehmapInputError, OutputError
+    from nehmap.io import discover
+    from nehmap.io.nnunet import export_nnunet
+
+    try:
+        collection = discover(args.collection, layout=args.layout, label_scheme=args.label_scheme)
+        report = export_nnunet(
+            collection,
+            args.out,
+            dataset_id=args.dataset_id,
+            name=args.name,
+            channels=args.channels,
+            regions=args.regions,
+            link=args.link,
+            overwrite=args.overwrite,
+            progress=progress_enabled(),
+        )
+    except (NehmapInputError, OutputError, ValueError) as exc:
+        return error(exc)
+    print(f"nnU-Net dataset: {report.root} ({report.index.name if report.index else ''})")
+    if report.unlabelled:
+        print(f"  {len(report.unlabelled)} case(s) without labels went to imagesTs")
+    return print_summary(
+        "exported",
+        [*report.labelled, *report.unlabelled],
+        report.failures,
+        placed=report.placed,
+        notes=report.notes,
+    )

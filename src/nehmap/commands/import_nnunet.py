@@ -1,0 +1,63 @@
+"""``nehmap import-nnunet DATASET -o OUT``: an nnU-Net v2 raw dataset in one of nehmap's layouts."""
+
+from __future__ import annotations
+
+import argparse
+
+from nehmap.commands.nnunet import (
+    add_link_arguments,
+    add_overwrite_argument,
+    error,
+    print_summary,
+    progress_enabled,
+)
+
+HELP = "write an nnU-Net v2 raw dataset as a manifest or in a public collection's layout"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nehmap.io.nnunet import IMPORT_LAYOUTS
+
+    parser.add_argument("dataset", help="the nnU-Net dataset folder (DatasetXXX_Name)")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument(
+        "--layout",
+        default="manifest",
+        choices=IMPORT_LAYOUTS,
+        help="output layout (default: manifest, which keeps NEH and any case IDs)",
+    )
+    parser.add_argument(
+        "--merge-neh",
+        action="store_true",
+        help="allow layouts without an NEH label: write NEH as the necrotic/non-enhancing "
+        "core label (ET, TC, WT preserved)",
+    )
+    add_link_arguments(parser)
+    add_overwrite_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nehmap.errors import NehmapInputError, OutputError
+    from nehmap.io.nnunet import import_nnunet
+
+    try:
+        report = import_nnunet(
+            args.dataset,
+            args.out,
+            layout=args.layout,
+            link=args.link,
+            merge_neh=args.merge_neh,
+            overwrite=args.overwrite,
+            progress=progress_enabled(),
+        )
+    except (NehmapInputError, OutputError, ValueError) as exc:
+        return error(exc)
+    where = report.index if report.index is not None else report.root
+    print(f"{args.layout}: {where}")
+    return print_summary(
+        "imported",
+        [*report.labelled, *report.unlabelled],
+        report.failures,
+        placed=report.placed,
+        notes=report.notes,
+    )
