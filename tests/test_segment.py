@@ -5,55 +5,15 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from conftest import save
 from nehmap.cli import main
 from nehmap.io import discover, load_case
-from nehmap.models import create_model
-from nehmap.models.card import ModelCard
-from nehmap.models.checkpoint import save_checkpoint
 from nehmap.segment import load_models, segment
 
 # stored L-P-S with anisotropic voxels, so canonicalisation and write-back both matter
 AFFINE = np.array([[-1.2, 0, 0, 30], [0, -1.0, 0, 40], [0, 0, 2.0, -10], [0, 0, 0, 1]])
 SHAPE = (30, 34, 18)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    specs = {
-        "tiny-paunet": ("paunet", {"preset": "demo", "patch_size": 16, "n_stages": 3}),
-        "tiny-unetrpp": (
-            "unetrpp",
-            {
-                "preset": "demo",
-                "patch_size": [16, 16, 16],
-                "stem_stride": 2,
-                "proj_sizes": [8, 8, 8, 1],
-                "decoder_proj_sizes": [8, 8, 8],
-            },
-        ),
-        "tiny-consensus": (
-            "unetrpp-consensus",
-            {
-                "preset": "demo",
-                "patch_size": [16, 16, 16],
-                "stem_stride": 2,
-                "proj_sizes": [8, 8, 8, 1],
-                "decoder_proj_sizes": [8, 8, 8],
-            },
-        ),
-    }
-    for name, (arch, kwargs) in specs.items():
-        model = create_model(arch, **kwargs)
-        card = ModelCard.for_model(
-            model, name=name, spacing_mm=[2.0, 2.0, 2.0], training_data="untrained test network"
-        )
-        save_checkpoint(model, card, root / name)
-    return root
 
 
 @pytest.fixture

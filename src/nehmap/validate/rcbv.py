@@ -135,7 +135,8 @@ def _test_rows(model: str, frame: pd.DataFrame) -> list[dict]:
             }
         )
     levels = frame[frame["compartment"].isin(["NEH-low", "NEH-high"])].dropna(subset=["mean"])
-    if levels["case"].nunique() >= 2 and levels["compartment"].nunique() == 2:
+    both = levels.groupby("case")["compartment"].nunique()
+    if int((both == 2).sum()) >= 2:
         pairs = pairwise_tests(levels, "mean", "compartment", subject="case", correction=None)
         for r in pairs.to_dict("records"):
             rows.append(

@@ -120,7 +120,8 @@ def rim_tests(cases: pd.DataFrame) -> pd.DataFrame:
     data = cases.dropna(subset=["mean"])
     regions = [r for r in data["region"].unique() if r != "NEH"]
     rows: list[dict] = []
-    if data["case"].nunique() < 2 or "NEH" not in set(data["region"]):
+    complete = data.groupby("case")["region"].nunique() == data["region"].nunique()
+    if int(complete.sum()) < 2 or "NEH" not in set(data["region"]):
         return pd.DataFrame(
             [
                 {

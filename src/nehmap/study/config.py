@@ -1,0 +1,263 @@
+"""The study configuration: one TOML or YAML file describes the whole study.
+
+``nehmap study --init study.toml`` writes a commented template (:data:`TEMPLATE`).
+Every section is optional except ``[study]`` and at least one cohort; unknown keys are
+errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nehmap.errors import NehmapInputError
+
+TEMPLATE = """\
+# nehmap study configuration (TOML). Paths are relative to this file.
+# Run with:  nehmap study study.toml
+
+[study]
+name = "NEH validation"
+output = "study-output"          # all results, the report and the work folder go here
+seed = 0
+
+# Pre-operative cohort with perfusion (e.g. UPenn-GBM): model agreement (Tables 1-2),
+# intensities (Tables 3-4), rCBV per compartment (H1: Figure 2, Table 5) and rims (H2).
+[cohorts.perfusion]
+path = "data/UPENN-GBM/NIfTI-files"
+# layout = "upenn"               # detected when left out
+# exclude = "overlap-with-training.txt"   # ids (file or comma list), e.g. BraTS 2018 overlap
+# include = ""
+# clinical = "UPENN-GBM_clinical_info_v2.1.csv"
+# clinical_id = "ID"
+# exclude_where = ["PsP_TP_score="]
+
+# Longitudinal cohort (e.g. RHUH-GBM): pre-operative NEH against recurrence (H3).
+[cohorts.recurrence]
+path = "data/RHUH-GBM_nii_v1"
+# exclude = "RHUH-0035"
+
+[segment]
+models = ["paunet", "unetrpp", "unetrpp-consensus"]   # shipped names or checkpoint paths
+device = ""                      # "" = automatic (CUDA, MPS, CPU)
+tta = false                      # test-time mirroring
+sigma_mm = 1.5                   # fusion: Gaussian sigma (mm)
+threshold = 0.5                  # fusion: NEH threshold
+low = 0.2                        # fusion: lower bound of the low-probability level
+
+[agreement]                      # model agreement, as the paper's Tables 1 and 2
+pred = "paunet"
+ref = "unetrpp"
+method = "voxels"                # or "surface_elements"
+tolerance_mm = 2.0
+
+[intensity]
+normalise = "none"               # or "zscore"
+
+[rcbv]
+vessel_percentile = 99.0
+
+[rims]
+et_model = "paunet"
+neh_model = "paunet"             # or "fused"
+rims_mm = [2.0, 4.0, 6.0]
+
+[recurrence]
+preop_model = "paunet"
+recurrence_model = "unetrpp"
+preset = "quick"                 # ANTs registration: "quick", "full" or "affine"
+threads = 2
+null_n = 200                     # random placements per case for the spatial null
+n_permutations = 10000
+
+[execution]
+workers = 1                      # local worker processes for per-case steps
+scheduler = ""                   # a Dask scheduler address to run on a cluster instead
+"""
+
+
+def _check_keys(section: str, data: dict, allowed: set[str], path: Path | None) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise NehmapInputError(
+            path,
+            f"unknown key(s) {unknown} in [{section}].",
+            f"Known keys: {', '.join(sorted(allowed))}. See nehmap study --init for a template.",
+        )
+
+
+@dataclass
+class CohortConfig:
+    """One cohort: a collection and its selection rules."""
+
+    path: str
+    layout: str | None = None
+    include: str | None = None
+    exclude: str | None = None
+    clinical: str | None = None
+    clinical_id: str = "ID"
+    exclude_where: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SegmentConfig:
+    models: list[str] = field(default_factory=lambda: ["paunet", "unetrpp", "unetrpp-consensus"])
+    device: str = ""
+    tta: bool = False
+    sigma_mm: float = 1.5
+    threshold: float = 0.5
+    low: float = 0.2
+
+
+@dataclass
+class AgreementConfig:
+    pred: str = "paunet"
+    ref: str = "unetrpp"
+    method: str = "voxels"
+    tolerance_mm: float = 2.0
+
+
+@dataclass
+class IntensityConfig:
+    normalise: str = "none"
+
+
+@dataclass
+class RcbvConfig:
+    vessel_percentile: float = 99.0
+
+
+@dataclass
+class RimsConfig:
+    et_model: str = "paunet"
+    neh_model: str = "paunet"
+    rims_mm: list[float] = field(default_factory=lambda: [2.0, 4.0, 6.0])
+
+
+@dataclass
+class RecurrenceConfig:
+    preop_model: str = "paunet"
+    recurrence_model: str = "unetrpp"
+    preset: str = "quick"
+    threads: int = 2
+    null_n: int = 200
+    n_permutations: int = 10_000
+
+
+@dataclass
+class ExecutionConfig:
+    workers: int = 1
+    scheduler: str = ""
+
+
+_SECTIONS: dict[str, type] = {
+    "segment": SegmentConfig,
+    "agreement": AgreementConfig,
+    "intensity": IntensityConfig,
+    "rcbv": RcbvConfig,
+    "rims": RimsConfig,
+    "recurrence": RecurrenceConfig,
+    "execution": ExecutionConfig,
+}
+
+
+@dataclass
+class StudyConfig:
+    """The whole study (see :data:`TEMPLATE`)."""
+
+    name: str = "NEH validation"
+    output: str = "study-output"
+    seed: int = 0
+    cohorts: dict[str, CohortConfig] = field(default_factory=dict)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    agreement: AgreementConfig = field(default_factory=AgreementConfig)
+    intensity: IntensityConfig = field(default_factory=IntensityConfig)
+    rcbv: RcbvConfig = field(default_factory=RcbvConfig)
+    rims: RimsConfig = field(default_factory=RimsConfig)
+    recurrence: RecurrenceConfig = field(default_factory=RecurrenceConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    base_dir: Path = field(default=Path("."), repr=False)
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], base_dir: Path = Path("."), path: Path | None = None
+    ) -> StudyConfig:
+        """Build from parsed TOML/YAML; relative paths resolve against ``base_dir``."""
+        _check_keys("top level", data, {"study", "cohorts", *_SECTIONS}, path)
+        study = dict(data.get("study", {}))
+        _check_keys("study", study, {"name", "output", "seed"}, path)
+        cohorts = {}
+        for name, spec in (data.get("cohorts") or {}).items():
+            if name not in ("perfusion", "recurrence"):
+                raise NehmapInputError(
+                    path,
+                    f"unknown cohort [cohorts.{name}].",
+                    "Use [cohorts.perfusion] and/or [cohorts.recurrence].",
+                )
+            _check_keys(f"cohorts.{name}", spec, {f.name for f in fields(CohortConfig)}, path)
+            if "path" not in spec:
+                raise NehmapInputError(
+                    path,
+                    f"[cohorts.{name}] has no path.",
+                    "Give the collection folder or manifest.",
+                )
+            cohorts[name] = CohortConfig(**spec)
+        if not cohorts:
+            raise NehmapInputError(
+                path, "defines no cohort.", "Add [cohorts.perfusion] and/or [cohorts.recurrence]."
+            )
+        sections = {}
+        for key, kind in _SECTIONS.items():
+            spec = data.get(key, {}) or {}
+            _check_keys(key, spec, {f.name for f in fields(kind)}, path)
+            sections[key] = kind(**spec)
+        return cls(cohorts=cohorts, base_dir=base_dir, **study, **sections)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> StudyConfig:
+        """Read a ``.toml``, ``.yaml`` or ``.yml`` study file."""
+        p = Path(path)
+        if not p.is_file():
+            raise NehmapInputError(
+                p, "does not exist.", "Create one with: nehmap study --init study.toml"
+            )
+        try:
+            if p.suffix.lower() == ".toml":
+                data = tomllib.loads(p.read_text())
+            elif p.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(p.read_text()) or {}
+            else:
+                raise NehmapInputError(p, "is neither .toml nor .yaml.", "Rename it.")
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            if isinstance(exc, NehmapInputError):
+                raise
+            raise NehmapInputError(p, f"cannot be parsed ({exc}).", "Fix the syntax.") from exc
+        return cls.from_dict(data, base_dir=p.resolve().parent, path=p)
+
+    def resolve(self, value: str | None) -> Path | None:
+        """A path from the config, relative to the config file's folder."""
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.output) or Path("study-output")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("base_dir")
+        return data
+
+    def section_hash(self, *names: str) -> str:
+        """A short hash of some sections, to know when cached results are stale."""
+        data = self.to_dict()
+        text = json.dumps({n: data[n] for n in names}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
