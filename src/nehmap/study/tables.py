@@ -94,6 +94,15 @@ def build_tables(
         from nehmap.study.recurrence_step import recurrence_tables
 
         tables.update(recurrence_tables(recurrence, config))
+    h3_excluded = gather(recurrence_dir, "excluded")
+    if len(h3_excluded):
+        excluded = pd.concat(
+            [
+                excluded,
+                h3_excluded.assign(cohort="recurrence", reason="H3: " + h3_excluded["reason"]),
+            ],
+            ignore_index=True,
+        )
     tables["excluded"] = _front(excluded, ["cohort", "case", "reason"])
     tables["errors"] = errors
     written = {}

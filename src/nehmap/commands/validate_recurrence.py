@@ -1,0 +1,204 @@
+"""``nehmap validate recurrence COHORT ...``: the pre-operative NEH against the recurrence (H3).
+
+Registers every patient's pre-operative scan onto the scan at first recurrence, warps
+the pre-operative NEH (pNEH) onto it and compares it with the enhancing tumour at
+recurrence (ETRL): four spatial metrics per patient, each against its chance
+expectation, and sign-flip permutation tests over the cohort. See
+:mod:`nehmap.validate.recurrence` for the definitions and the tests.
+
+Outputs in ``OUT``: ``recurrence_cases.csv`` (one row per patient and metric),
+``recurrence_tests.csv`` (one row per metric and test), ``recurrence_summary.csv``
+(mean and SD per metric, raw and as chance ratio), ``excluded.csv`` (patient, reason),
+``warped/<patient>_pneh.nii.gz`` and ``warped/<patient>_preop-core.nii.gz`` on the
+recurrence grid, ``transforms/<patient>/`` with ``--keep-transforms``, and
+``recurrence_run.json`` (parameters, versions, column descriptions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "compare the pre-operative NEH with the enhancing tumour at recurrence (H3)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``nehmap validate recurrence``."""
+    parser.add_argument(
+        "cohort",
+        help="collection with pre-operative and recurrence scans (RHUH-GBM layout, or a "
+        "manifest CSV with time points)",
+    )
+    parser.add_argument(
+        "--preop-seg",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="segmentations of the pre-operative scans ('nehmap segment' output, or "
+        "<case>.nii.gz label maps in nehmap labels)",
+    )
+    parser.add_argument(
+        "--recurrence-seg",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="segmentations of the recurrence scans (as --preop-seg)",
+    )
+    parser.add_argument("-o", "--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--preop-model",
+        metavar="M",
+        help="model of the pre-operative segmentation (<case>_seg-M.nii.gz), e.g. paunet",
+    )
+    parser.add_argument(
+        "--recurrence-model",
+        metavar="M",
+        help="model of the recurrence segmentation, e.g. unetrpp",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=("quick", "full", "affine"),
+        default="quick",
+        help="registration: quick (nehmap's affine + SyN schedule, default), full "
+        "(ANTsPy SyN defaults, about twice as slow) or affine",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="ITK threads (2)")
+    parser.add_argument(
+        "--modalities",
+        default="t1",
+        help="comma-separated images to register (t1, t1c, t2, flair; default t1)",
+    )
+    parser.add_argument(
+        "--mask-exclude",
+        choices=("tumour", "core"),
+        default="tumour",
+        help="lesion left out of the registration metric: the whole tumour (default) or "
+        "only ET + NC",
+    )
+    parser.add_argument(
+        "--chance",
+        choices=("brain", "spin"),
+        default="brain",
+        help="chance model: pNEH placed at random in the brain (default, as the paper) or "
+        "rotated at random about the resection cavity",
+    )
+    parser.add_argument(
+        "--null-n", type=int, default=500, help="chance placements per patient (500)"
+    )
+    parser.add_argument(
+        "--within-mm",
+        type=float,
+        default=5.0,
+        help="distance of FractionNearEdge in mm (5)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=10_000,
+        help="random sign flips when the test is not exact (n > 40; 10000)",
+    )
+    parser.add_argument(
+        "--exclude",
+        default="",
+        metavar="IDS",
+        help="comma-separated patient or scan IDs to leave out (e.g. a case with broken data)",
+    )
+    parser.add_argument(
+        "--keep-transforms",
+        action="store_true",
+        help="keep every registration's transforms in OUT/transforms/<patient>/",
+    )
+    parser.add_argument(
+        "--keep-flagged",
+        action="store_true",
+        help="keep patients whose registration failed its quality check in the tests",
+    )
+    parser.add_argument(
+        "--min-brain-dice",
+        type=float,
+        default=0.9,
+        help="flag registrations whose warped brain Dice is below this (0.9)",
+    )
+    parser.add_argument(
+        "--min-jacobian",
+        type=float,
+        default=0.0,
+        help="flag registrations whose Jacobian determinant reaches this or less (0)",
+    )
+    parser.add_argument("--layout", help="force the collection's layout (e.g. rhuh, manifest)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis; 0 on success, 1 when no patient could be analysed, 2 on bad input."""
+    from nehmap.errors import NehmapInputError, OutputError
+    from nehmap.validate.recurrence import RecurrenceConfig, run_recurrence
+
+    modalities = tuple(m.strip().lower() for m in args.modalities.split(",") if m.strip())
+    known = ("t1", "t1c", "t2", "flair")
+    unknown = [m for m in modalities if m not in known]
+    problems = []
+    if unknown or not modalities:
+        problems.append(f"--modalities: unknown {unknown or 'empty'}; use {', '.join(known)}")
+    if args.threads < 1:
+        problems.append("--threads must be at least 1")
+    if args.null_n < 1:
+        problems.append("--null-n must be at least 1")
+    for option, folder in (
+        ("--preop-seg", args.preop_seg),
+        ("--recurrence-seg", args.recurrence_seg),
+    ):
+        if not folder.is_dir():
+            problems.append(f"{option} {folder}: no such folder")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    config = RecurrenceConfig(
+        preop_seg=args.preop_seg,
+        recurrence_seg=args.recurrence_seg,
+        preop_model=args.preop_model,
+        recurrence_model=args.recurrence_model,
+        preset=args.preset,
+        threads=args.threads,
+        null_n=args.null_n,
+        seed=args.seed,
+        chance=args.chance,
+        modalities=modalities,
+        mask_exclude=args.mask_exclude,
+        within_mm=args.within_mm,
+        exclude=tuple(i.strip() for i in args.exclude.split(",") if i.strip()),
+        keep_transforms=args.keep_transforms,
+        keep_flagged=args.keep_flagged,
+        n_permutations=args.permutations,
+        min_brain_dice=args.min_brain_dice,
+        min_jacobian=args.min_jacobian,
+        layout=args.layout,
+    )
+    try:
+        result = run_recurrence(args.cohort, args.out, config, progress=not args.no_progress)
+    except (NehmapInputError, OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n_cases = result.cases["case"].nunique() if len(result.cases) else 0
+    n_in = (
+        result.cases.loc[result.cases["included"].astype(bool), "case"].nunique()
+        if len(result.cases)
+        else 0
+    )
+    print(
+        f"{n_cases} patient(s) analysed, {n_in} in the tests, {len(result.excluded)} excluded; "
+        f"tables in {args.out}"
+    )
+    for row in result.excluded.itertuples():
+        print(f"  excluded {row.case}: {row.reason}")
+    if n_in:
+        view = result.tests[result.tests["test"] != "paper"]
+        for row in view.itertuples():
+            print(
+                f"  {row.metric:<28} {row.test:<13} mean {row.observed_mean:9.3f} "
+                f"(baseline {row.baseline:g}, {row.alternative}) p = {row.p_value:.4g}"
+            )
+    return 0 if n_cases else 1
