@@ -192,3 +192,34 @@ def test_init_template_and_config_errors(tmp, capsys):
     )
     assert main(["study", str(tmp / "bad.toml")]) == 2
     assert "unknown key(s) ['model'] in [segment]" in capsys.readouterr().err
+
+
+def test_study_with_both_cohorts_and_report(cohort, study_models, tmp):
+    rhuh = tmp / "rhuh"
+    write_cohort(rhuh, 3, 8, spacing=4.0, layout="rhuh", progress=False)
+    text = _config_text(cohort, study_models, tmp / "out")
+    text += f"""
+[cohorts.recurrence]
+path = "{rhuh}"
+
+[recurrence]
+preop_model = "tiny-paunet"
+recurrence_model = "tiny-unetrpp"
+preset = "affine"
+null_n = 20
+"""
+    (tmp / "study.toml").write_text(text)
+    result = run_study(StudyConfig.from_file(tmp / "study.toml"), progress=False)
+    tables = tmp / "out" / "tables"
+    assert len(result.errors) == 0, result.errors
+    # untrained models may find no NEH or ET: such subjects are excluded with a reason
+    excluded = pd.read_csv(tables / "excluded.csv")
+    h3 = excluded[excluded.cohort == "recurrence"]
+    analysed = (
+        pd.read_csv(tables / "recurrence_cases.csv")["case"].nunique()
+        if (tables / "recurrence_cases.csv").is_file()
+        else 0
+    )
+    assert analysed + h3["case"].str.startswith("RHUH").sum() >= 3
+    html = result.report.read_text()
+    assert "<html" in html and "Table 1" in html
