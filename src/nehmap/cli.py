@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "validate": "nehmap.commands.validate",
     "evaluate": "nehmap.commands.evaluate",
     "study": "nehmap.commands.study",
+    "train": "nehmap.commands.train",
     "demo": "nehmap.commands.demo",
     "derive-neh": "nehmap.commands.derive_neh",
     "consensus-dataset": "nehmap.commands.consensus_dataset",
