@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nehmap-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean weights
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ test: $(STAMP) lint
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+
+# Reproduce the shipped demo weights (about 1 h on 2 CPU cores); see models/README.md.
+weights: $(STAMP)
+	NEHMAP=$(BIN)/nehmap PYTHON=$(BIN)/python bash scripts/train-demo-weights.sh build/weights

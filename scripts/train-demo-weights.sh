@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Reproduce the shipped demo weights (models/paunet, models/unetrpp, models/unetrpp-consensus).
+#
+# They are trained on synthetic phantoms (nehmap synth, 2 mm) on a CPU, so that nehmap can
+# be tried and tested without real data or a GPU. They are NOT for real patients.
+#
+# Usage: scripts/train-demo-weights.sh [WORK_DIR]        (make weights)
+# Environment: NEHMAP (the nehmap command), N_TRAIN, N_HELDOUT, EPOCHS_*, ITERATIONS, DEVICE.
+set -euo pipefail
+WORK=${1:-build/weights}
+NEHMAP=${NEHMAP:-.venv/bin/nehmap}
+PYTHON=${PYTHON:-.venv/bin/python}
+N_TRAIN=${N_TRAIN:-48}
+N_HELDOUT=${N_HELDOUT:-8}
+ITERATIONS=${ITERATIONS:-40}
+EPOCHS_PAUNET=${EPOCHS_PAUNET:-30}
+EPOCHS_UNETRPP=${EPOCHS_UNETRPP:-40}
+EPOCHS_CONSENSUS=${EPOCHS_CONSENSUS:-20}
+DEVICE=${DEVICE:-}
+SEED=2026
+dev=()
+[ -n "$DEVICE" ] && dev=(--device "$DEVICE")
+mkdir -p "$WORK"
+
+step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "training phantoms: $N_TRAIN cases at 2 mm"
+[ -d "$WORK/train" ] || "$NEHMAP" synth "$WORK/train" --n "$N_TRAIN" --seed "$SEED" \
+    --spacing 2 --layout nnunet --quiet
+
+train() {  # model epochs data out
+    local resume=()
+    [ -f "$4/resume/state.json" ] && resume=(--resume)
+    "$NEHMAP" train --model "$1" --preset demo --data "$3" --out "$4" --spacing 2 \
+        --epochs "$2" --iterations "$ITERATIONS" --seed "$SEED" --no-progress "${dev[@]}" \
+        "${resume[@]}"
+}
+
+step "PAUNet"
+train paunet "$EPOCHS_PAUNET" "$WORK/train" "$WORK/runs/paunet"
+step "UNETR++"
+train unetrpp "$EPOCHS_UNETRPP" "$WORK/train" "$WORK/runs/unetrpp"
+
+step "fused NEH maps of the training phantoms -> two-level consensus training set"
+"$NEHMAP" segment "$WORK/train" -o "$WORK/train-seg" "${dev[@]}" \
+    --models "$WORK/runs/paunet/best,$WORK/runs/unetrpp/best"
+[ -d "$WORK/consensus" ] || "$NEHMAP" consensus-dataset "$WORK/train-seg" \
+    --images "$WORK/train" -o "$WORK/consensus"
+step "UNETR++ consensus"
+train unetrpp-consensus "$EPOCHS_CONSENSUS" "$WORK/consensus" "$WORK/runs/unetrpp-consensus"
+
+step "held-out phantoms at 1 mm: $N_HELDOUT cases"
+[ -d "$WORK/heldout" ] || "$NEHMAP" synth "$WORK/heldout" --n "$N_HELDOUT" --seed $((SEED + 1)) \
+    --spacing 1 --layout nnunet --quiet
+
+step "model cards, evaluation on the held-out phantoms, copy to models/"
+"$PYTHON" scripts/finalise_demo_weights.py "$WORK" models
