@@ -2,7 +2,7 @@
 
 Prints, for the shipped models:
 - seconds and peak memory of each model's whole pipeline (crop, normalise, resample,
-  sliding window, back to 1 mm) and of the fused two-model map (``nehmap.segment``);
+  sliding window, back to 1 mm) and of the fused two-model map (``nehmap.segmentation``);
 - nehmap's sliding window against MONAI's ``sliding_window_inference`` with the same
   network, window, 50 % overlap and Gaussian blending, in the same run: time ratio
   (goal <= 1.05) and the largest probability difference (goal <= 1e-5);
@@ -42,7 +42,7 @@ def _job(kind: str, threads: int, device: str, queue) -> None:  # noqa: ANN001
     import torch
 
     torch.set_num_threads(threads)
-    from nehmap.segment import load_models, predict_probabilities, segment
+    from nehmap.segmentation import load_models, predict_probabilities, segment
 
     case = _case()
     models = load_models(["paunet", "unetrpp"], device)

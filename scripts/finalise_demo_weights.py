@@ -19,7 +19,7 @@ import pandas as pd
 from nehmap.evaluate import evaluate_collections
 from nehmap.io import discover, load_case
 from nehmap.models.checkpoint import load_checkpoint, save_checkpoint
-from nehmap.segment import load_models, segment, write_segmentation
+from nehmap.segmentation import load_models, segment, write_segmentation
 
 MODELS = ("paunet", "unetrpp", "unetrpp-consensus")
 DESCRIPTIONS = {

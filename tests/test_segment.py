@@ -9,7 +9,7 @@ import pytest
 from conftest import save
 from nehmap.cli import main
 from nehmap.io import discover, load_case
-from nehmap.segment import load_models, segment
+from nehmap.segmentation import load_models, segment
 
 # stored L-P-S with anisotropic voxels, so canonicalisation and write-back both matter
 AFFINE = np.array([[-1.2, 0, 0, 30], [0, -1.0, 0, 40], [0, 0, 2.0, -10], [0, 0, 0, 1]])
@@ -114,3 +114,12 @@ def test_unknown_model_is_a_clear_error(collection, tmp, capsys):
     rc = main(["segment", str(collection), "-o", str(tmp / "o"), "--models", "nope"])
     assert rc == 2
     assert "neither a checkpoint file nor the name of a shipped model" in capsys.readouterr().err
+
+
+def test_top_level_api(checkpoints, collection):
+    import nehmap
+
+    case = nehmap.load_case(nehmap.discover(collection)["BraTS2021_00007"])
+    result = nehmap.segment(case, [str(checkpoints / "tiny-paunet")])
+    assert result.labels["tiny-paunet"].shape == case.shape
+    assert "segment" in dir(nehmap)

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nehmap.errors import NehmapInputError
     from nehmap.io import write_text_atomic
-    from nehmap.segment import DEFAULT_MODELS, models_dir
+    from nehmap.segmentation import DEFAULT_MODELS, models_dir
     from nehmap.study import StudyConfig, run_study
     from nehmap.synth import write_cohort
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from nehmap.errors import NehmapInputError
     from nehmap.io import discover, load_case
     from nehmap.io.external import read_external_probabilities
-    from nehmap.segment import is_complete, load_models, segment, write_segmentation
+    from nehmap.segmentation import is_complete, load_models, segment, write_segmentation
 
     out = Path(args.out)
     try:

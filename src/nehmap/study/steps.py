@@ -58,7 +58,7 @@ class SegmentTask:
 
 
 def _models(names: tuple[str, ...], device: str) -> list:
-    from nehmap.segment import load_models
+    from nehmap.segmentation import load_models
 
     key = (names, device)
     if key not in _MODEL_CACHE:
@@ -68,7 +68,7 @@ def _models(names: tuple[str, ...], device: str) -> list:
 
 def segment_step(task: SegmentTask) -> TaskResult:
     from nehmap.io import load_case
-    from nehmap.segment import segment, write_segmentation
+    from nehmap.segmentation import segment, write_segmentation
 
     marker = task.out_dir / task.files.case_id / "done.json"
     if marker_matches(marker, task.params_hash):

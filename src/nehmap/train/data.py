@@ -1,6 +1,6 @@
 """Preprocessing of the training cases, once per case, and the cache that keeps them.
 
-Each case goes through the same steps as at inference (:mod:`nehmap.segment`), so a
+Each case goes through the same steps as at inference (:mod:`nehmap.segmentation`), so a
 trained network sees at inference what it saw in training:
 
 1. the four modalities stacked in the card's order (t1, t1c, t2, flair);

@@ -257,7 +257,7 @@ def write_tables(out: Path, prefix: str, tables: CohortTables, record: dict) -> 
         written.append(
             write_text_atomic(out / f"{prefix}_summary.csv", tables.summary.to_csv(index=False))
         )
-    from nehmap.segment import software_versions
+    from nehmap.segmentation import software_versions
 
     record = {
         **record,
