@@ -9,8 +9,8 @@ import sys
 HELP = "validate NEH maps against perfusion (rcbv, rims) and recurrence"
 
 SUBCOMMANDS = {
-    "rcbv": ("nehmap.commands.validate", "H1: rCBV per compartment and model"),
-    "rims": ("nehmap.commands.validate", "H2: rCBV in peri-enhancing rims versus NEH"),
+    "rcbv": "H1: rCBV per compartment and model",
+    "rims": "H2: rCBV in peri-enhancing rims versus NEH",
 }
 # the recurrence sub-command lives in its own module
 RECURRENCE_MODULE = "nehmap.commands.validate_recurrence"
@@ -62,7 +62,7 @@ def _add_cohort_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="validation", metavar="ANALYSIS", required=True)
-    p = sub.add_parser("rcbv", help=SUBCOMMANDS["rcbv"][1], description=SUBCOMMANDS["rcbv"][1])
+    p = sub.add_parser("rcbv", help=SUBCOMMANDS["rcbv"], description=SUBCOMMANDS["rcbv"])
     _add_cohort_arguments(p)
     p.add_argument(
         "--models",
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "fused two-level map 'levels')",
     )
     p.set_defaults(_run=run_rcbv_command)
-    p = sub.add_parser("rims", help=SUBCOMMANDS["rims"][1], description=SUBCOMMANDS["rims"][1])
+    p = sub.add_parser("rims", help=SUBCOMMANDS["rims"], description=SUBCOMMANDS["rims"])
     _add_cohort_arguments(p)
     p.add_argument(
         "--et-model", help="model whose enhancing tumour defines the rims (default: paunet)"
@@ -138,65 +138,70 @@ def _report(tables, out, prefix: str) -> None:  # noqa: ANN001
             print(tables.tests[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
-def run_rcbv_command(args: argparse.Namespace) -> int:
+def _run_perfusion(args: argparse.Namespace, prefix: str, analysis: str, compute) -> int:  # noqa: ANN001
+    """Shared driver of ``rcbv`` and ``rims``: select, compute, write, print."""
     from pathlib import Path
 
     from nehmap.errors import NehmapInputError
-    from nehmap.validate.perfusion_cohort import run_rcbv, write_tables
+    from nehmap.validate.perfusion_cohort import write_tables
 
     try:
         collection, selection = _selection(args)
-        tables = run_rcbv(
-            collection,
-            selection,
-            Path(args.segmentations),
-            models=args.models.split(",") if args.models else None,
-            settings=_settings(args),
-            progress=sys.stderr.isatty(),
-        )
+        tables = compute(collection, selection, Path(args.segmentations))
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    write_tables(
-        Path(args.out),
-        "rcbv",
-        tables,
-        {"analysis": "H1 rCBV per compartment", "arguments": vars_without_callables(args)},
-    )
-    _report(tables, args.out, "rcbv")
+    record = {"analysis": analysis, "arguments": vars_without_callables(args)}
+    write_tables(Path(args.out), prefix, tables, record)
+    _report(tables, args.out, prefix)
     return 0
 
 
-def run_rims_command(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def run_rcbv_command(args: argparse.Namespace) -> int:
+    from nehmap.validate.perfusion_cohort import run_rcbv
 
-    from nehmap.errors import NehmapInputError
-    from nehmap.validate.perfusion_cohort import run_rims, write_tables
+    models = args.models.split(",") if args.models else None
+    return _run_perfusion(
+        args,
+        "rcbv",
+        "H1 rCBV per compartment",
+        lambda collection, selection, segdir: run_rcbv(
+            collection,
+            selection,
+            segdir,
+            models=models,
+            settings=_settings(args),
+            progress=sys.stderr.isatty(),
+        ),
+    )
+
+
+def run_rims_command(args: argparse.Namespace) -> int:
+    from nehmap.validate.perfusion_cohort import run_rims
 
     try:
         rims = tuple(float(v) for v in args.rims_mm.split(","))
-        collection, selection = _selection(args)
-        tables = run_rims(
+    except ValueError:
+        print(
+            f"error: --rims-mm {args.rims_mm!r}: give thicknesses in mm, e.g. 2,4,6",
+            file=sys.stderr,
+        )
+        return 2
+    return _run_perfusion(
+        args,
+        "rims",
+        "H2 peri-enhancing rims",
+        lambda collection, selection, segdir: run_rims(
             collection,
             selection,
-            Path(args.segmentations),
+            segdir,
             et_model=args.et_model,
             neh_model=args.neh_model,
             distances_mm=rims,
             settings=_settings(args),
             progress=sys.stderr.isatty(),
-        )
-    except (NehmapInputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    write_tables(
-        Path(args.out),
-        "rims",
-        tables,
-        {"analysis": "H2 peri-enhancing rims", "arguments": vars_without_callables(args)},
+        ),
     )
-    _report(tables, args.out, "rims")
-    return 0
 
 
 def vars_without_callables(args: argparse.Namespace) -> dict:
