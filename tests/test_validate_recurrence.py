@@ -311,3 +311,44 @@ def test_failed_registration_is_reported_and_the_cohort_goes_on(cohort):
     assert "--exclude" in reasons["RHUH-0003"]
     assert run.cases.empty and (run.tests["n"] == 0).all()
     assert (cohort["root"] / "out2" / "excluded.csv").is_file()
+
+
+def test_command_selects_by_clinical_columns(cohort):
+    from nehmap.commands import validate_recurrence
+
+    subjects = sorted(p.name for p in cohort["collection"].iterdir() if p.is_dir())
+    clinical = cohort["root"] / "clinical.csv"
+    rows = ["ID,EOR"] + [f"{s},{'STR' if i == 0 else 'GTR'}" for i, s in enumerate(subjects)]
+    clinical.write_text("\n".join(rows) + "\n")
+    out = cohort["root"] / "out-clinical"
+    parser = argparse.ArgumentParser()
+    validate_recurrence.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            str(cohort["collection"]),
+            "--preop-seg",
+            str(cohort["pre"]),
+            "--preop-model",
+            "paunet",
+            "--recurrence-seg",
+            str(cohort["rec"]),
+            "--recurrence-model",
+            "unetrpp",
+            "-o",
+            str(out),
+            "--preset",
+            "affine",
+            "--null-n",
+            "10",
+            "--no-progress",
+            "--clinical",
+            str(clinical),
+            "--exclude-where",
+            "EOR=STR",
+        ]
+    )
+    validate_recurrence.run(args)
+    excluded = pd.read_csv(out / "excluded.csv")
+    reasons = excluded.set_index("case")["reason"]
+    first = [c for c in reasons.index if c.startswith(subjects[0])]
+    assert first and all("clinical EOR = 'STR'" in reasons[c] for c in first)

@@ -106,6 +106,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated patient or scan IDs to leave out (e.g. a case with broken data)",
     )
     parser.add_argument(
+        "--include",
+        default="",
+        metavar="IDS",
+        help="only these patients or scans (comma list or a file of ids)",
+    )
+    parser.add_argument("--clinical", metavar="CSV", help="clinical table for --exclude-where")
+    parser.add_argument("--clinical-id", default="ID", help="id column of the clinical table")
+    parser.add_argument(
+        "--exclude-where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="exclude scans whose clinical COLUMN equals (or with != differs from) VALUE",
+    )
+    parser.add_argument(
         "--keep-transforms",
         action="store_true",
         help="keep every registration's transforms in OUT/transforms/<patient>/",
@@ -134,6 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; 0 on success, 1 when no patient could be analysed, 2 on bad input."""
     from nehmap.errors import NehmapInputError, OutputError
+    from nehmap.validate.cohort import read_id_list
     from nehmap.validate.recurrence import RecurrenceConfig, run_recurrence
 
     modalities = tuple(m.strip().lower() for m in args.modalities.split(",") if m.strip())
@@ -176,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
         min_brain_dice=args.min_brain_dice,
         min_jacobian=args.min_jacobian,
         layout=args.layout,
+        include=tuple(sorted(read_id_list(args.include))) if args.include else (),
+        clinical=Path(args.clinical) if args.clinical else None,
+        clinical_id=args.clinical_id,
+        exclude_where=tuple(args.exclude_where),
     )
     try:
         result = run_recurrence(args.cohort, args.out, config, progress=not args.no_progress)

@@ -974,6 +974,10 @@ class RecurrenceConfig:
     min_brain_dice: float = 0.9
     min_jacobian: float = 0.0
     layout: str | None = None
+    include: tuple[str, ...] = ()
+    clinical: Path | None = None
+    clinical_id: str = "ID"
+    exclude_where: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -1111,9 +1115,24 @@ def run_recurrence(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     collection = discover(cohort, layout=config.layout)
-    subjects = collection.by_subject()
     case_frames: list[pd.DataFrame] = []
     excluded: list[dict[str, str]] = []
+    subjects = collection.by_subject()
+    if config.include or config.exclude_where:
+        from nehmap.validate.cohort import select_cases
+
+        clinical = pd.read_csv(config.clinical) if config.clinical else None
+        selection = select_cases(
+            collection.cases,
+            include=set(config.include) or None,
+            clinical=clinical,
+            clinical_id=config.clinical_id,
+            exclude_where=config.exclude_where,
+        )
+        excluded.extend(selection.excluded)
+        subjects = {}
+        for case in selection.cases:
+            subjects.setdefault(case.subject, {})[case.timepoint] = case
     segmentations: dict[str, dict[str, str]] = {}
     written: dict[str, Path] = {}
     bar = tqdm(
