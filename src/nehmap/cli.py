@@ -11,19 +11,19 @@ from nehmap._version import __version__
 
 # name -> module defining HELP, add_arguments(parser) and run(args)
 COMMANDS: dict[str, str] = {
+    "demo": "nehmap.commands.demo",
+    "study": "nehmap.commands.study",
     "cases": "nehmap.commands.cases",
     "segment": "nehmap.commands.segment",
-    "models": "nehmap.models.command",
-    "validate": "nehmap.commands.validate",
     "evaluate": "nehmap.commands.evaluate",
-    "study": "nehmap.commands.study",
+    "validate": "nehmap.commands.validate",
     "train": "nehmap.commands.train",
-    "demo": "nehmap.commands.demo",
+    "synth": "nehmap.synth.command",
+    "models": "nehmap.models.command",
     "derive-neh": "nehmap.commands.derive_neh",
     "consensus-dataset": "nehmap.commands.consensus_dataset",
     "export-nnunet": "nehmap.commands.export_nnunet",
     "import-nnunet": "nehmap.commands.import_nnunet",
-    "synth": "nehmap.synth.command",
 }
 
 
