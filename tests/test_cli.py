@@ -1,0 +1,27 @@
+import pytest
+
+from nehmap import __version__
+from nehmap.cli import COMMANDS, build_parser, main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nehmap {__version__}"
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    text = parser.format_help()
+    for name in COMMANDS:
+        assert name in text
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: nehmap" in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
