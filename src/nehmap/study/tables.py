@@ -106,6 +106,21 @@ def build_tables(
     tables["excluded"] = _front(excluded, ["cohort", "case", "reason"])
     tables["errors"] = errors
     written = {}
+    parquet = _parquet_available()
     for name, table in tables.items():
         written[name] = write_text_atomic(out / f"{name}.csv", table.to_csv(index=False))
+        if parquet:
+            from nehmap.io import atomic_path
+
+            with atomic_path(out / f"{name}.parquet") as tmp:
+                table.to_parquet(tmp, index=False)
     return written
+
+
+def _parquet_available() -> bool:
+    """Tables are also written as Parquet when pyarrow is installed."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
