@@ -223,3 +223,6 @@ null_n = 20
     assert analysed + h3["case"].str.startswith("RHUH").sum() >= 3
     html = result.report.read_text()
     assert "<html" in html and "Table 1" in html
+    # a rerun (everything cached) writes the same report, byte for byte
+    again = run_study(StudyConfig.from_file(tmp / "study.toml"), progress=False)
+    assert again.report.read_text() == html

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,12 +42,11 @@ def model_names(config: StudyConfig) -> list[str]:
     return [Path(m).name.removesuffix(".json") for m in config.segment.models]
 
 
-def _header(config: StudyConfig, now: datetime.datetime) -> str:
+def _header(config: StudyConfig) -> str:
     contents = " · ".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, _ in CONTENTS)
     return (
         f"<header><h1>{esc(config.name)}</h1>"
-        f'<p class="subtitle">NEH validation study report · nehmap {esc(__version__)} · '
-        f"generated {esc(now.strftime('%Y-%m-%d %H:%M'))}</p>"
+        f'<p class="subtitle">NEH validation study report · nehmap {esc(__version__)}</p>'
         f'<nav class="source">{contents}</nav></header>'
     )
 
@@ -70,13 +68,12 @@ def render_report(
     work_dir: Path,
     *,
     n_examples: int = 3,
-    now: datetime.datetime | None = None,
 ) -> str:
     """The report's HTML text (see :func:`write_report`)."""
     inputs = StudyInputs.load(Path(output_dir), Path(work_dir))
     ctx = sections.ReportContext(config, inputs, model_names(config), n_examples)
     body = [
-        _header(config, now or datetime.datetime.now()),
+        _header(config),
         *(_build_section(ctx, anchor, title, builder) for anchor, title, builder in CONTENTS),
         f"<footer>Written by nehmap {esc(__version__)} from {esc(Path(output_dir))}. "
         f"Tables: {esc(Path(output_dir) / 'tables')}.</footer>",
