@@ -231,13 +231,13 @@ def test_find_segmentation_naming(cohort, tmp_path):
         find_segmentation(tmp_path, "nobody", "paunet")
 
 
-def test_command_writes_tables_masks_and_record(cohort):
+def _command_args(cohort, out, *extra):
+    """Parsed arguments of `nehmap validate recurrence` on the test cohort."""
     from nehmap.commands import validate_recurrence
 
-    out = cohort["root"] / "out"
     parser = argparse.ArgumentParser()
     validate_recurrence.add_arguments(parser)
-    args = parser.parse_args(
+    return parser.parse_args(
         [
             str(cohort["collection"]),
             "--preop-seg",
@@ -252,12 +252,17 @@ def test_command_writes_tables_masks_and_record(cohort):
             str(out),
             "--preset",
             "affine",
-            "--null-n",
-            "30",
-            "--keep-transforms",
             "--no-progress",
+            *extra,
         ]
     )
+
+
+def test_command_writes_tables_masks_and_record(cohort):
+    from nehmap.commands import validate_recurrence
+
+    out = cohort["root"] / "out"
+    args = _command_args(cohort, out, "--null-n", "30", "--keep-transforms")
     assert validate_recurrence.run(args) == 0
     cases = pd.read_csv(out / "recurrence_cases.csv")
     tests = pd.read_csv(out / "recurrence_tests.csv")
@@ -321,31 +326,8 @@ def test_command_selects_by_clinical_columns(cohort):
     rows = ["ID,EOR"] + [f"{s},{'STR' if i == 0 else 'GTR'}" for i, s in enumerate(subjects)]
     clinical.write_text("\n".join(rows) + "\n")
     out = cohort["root"] / "out-clinical"
-    parser = argparse.ArgumentParser()
-    validate_recurrence.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            str(cohort["collection"]),
-            "--preop-seg",
-            str(cohort["pre"]),
-            "--preop-model",
-            "paunet",
-            "--recurrence-seg",
-            str(cohort["rec"]),
-            "--recurrence-model",
-            "unetrpp",
-            "-o",
-            str(out),
-            "--preset",
-            "affine",
-            "--null-n",
-            "10",
-            "--no-progress",
-            "--clinical",
-            str(clinical),
-            "--exclude-where",
-            "EOR=STR",
-        ]
+    args = _command_args(
+        cohort, out, "--null-n", "10", "--clinical", str(clinical), "--exclude-where", "EOR=STR"
     )
     validate_recurrence.run(args)
     excluded = pd.read_csv(out / "excluded.csv")
