@@ -123,7 +123,7 @@ def write_model_readme(models_dir: Path, table: pd.DataFrame, n_train: int, n_he
         if hasattr(table, "to_markdown") and _has_tabulate()
         else "```\n" + table.to_string() + "\n```",
         "",
-        "Reproduce: `make weights` (scripts/train-demo-weights.sh, about 1 h on 2 CPU cores).",
+        "Reproduce: `make weights` (scripts/train-demo-weights.sh, about 1.5 h on 2 CPU cores).",
         "For real use, train on BraTS-derived data with NEH labels on a GPU; see the README.",
         "",
     ]
