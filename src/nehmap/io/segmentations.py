@@ -104,8 +104,26 @@ def find_label_maps(
     return _from_plain_folder(base, scheme or "nehmap")
 
 
+SPECIAL_MAPS: dict[str, tuple[str, str]] = {
+    "fused": ("neh-mask", "binary-neh"),
+    "levels": ("neh-levels", CONSENSUS_SCHEME),
+}
+"""Pseudo-models of a segment output folder: the fused NEH mask and two-level map."""
+
+
+def segment_output_ref(root: Path, case_id: str, model: str) -> LabelMapRef | None:
+    """The label map of ``model`` (or ``fused`` / ``levels``) for one case, if present."""
+    folder = Path(root) / case_id
+    if model in SPECIAL_MAPS:
+        suffix, scheme = SPECIAL_MAPS[model]
+        path = folder / f"{case_id}_{suffix}.nii.gz"
+    else:
+        path = folder / f"{case_id}_seg-{model}.nii.gz"
+        scheme = _model_scheme(folder, case_id, model)
+    return LabelMapRef(case_id, path, scheme, model) if path.is_file() else None
+
+
 def _from_segment_output(base: Path, models: list[str], model: str | None) -> dict:
-    special = {"fused": "neh-mask", "levels": "neh-levels"}
     if model is None:
         if len(models) != 1:
             raise NehmapInputError(
@@ -114,7 +132,7 @@ def _from_segment_output(base: Path, models: list[str], model: str | None) -> di
                 "Choose one with --model (or 'fused' for the fused NEH mask).",
             )
         model = models[0]
-    if model not in models and model not in special:
+    if model not in models and model not in SPECIAL_MAPS:
         raise NehmapInputError(
             base,
             f"holds no maps of model {model!r}.",
@@ -122,15 +140,9 @@ def _from_segment_output(base: Path, models: list[str], model: str | None) -> di
         )
     refs = {}
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-        case_id = folder.name
-        if model in special:
-            path = folder / f"{case_id}_{special[model]}.nii.gz"
-            scheme = CONSENSUS_SCHEME if model == "levels" else "binary-neh"
-        else:
-            path = folder / f"{case_id}_seg-{model}.nii.gz"
-            scheme = _model_scheme(folder, case_id, model)
-        if path.is_file():
-            refs[case_id] = LabelMapRef(case_id, path, scheme, model)
+        ref = segment_output_ref(base, folder.name, model)
+        if ref is not None:
+            refs[folder.name] = ref
     return refs
 
 

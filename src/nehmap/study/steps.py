@@ -108,24 +108,10 @@ class MeasureTask:
     params_hash: str
 
 
-def _seg_ref(seg_dir: Path, case_id: str, model: str):  # noqa: ANN202 - LabelMapRef | None
-    from nehmap.io.segmentations import LabelMapRef, _model_scheme
-
-    folder = seg_dir / case_id
-    special = {"fused": ("neh-mask", "binary-neh"), "levels": ("neh-levels", "neh-consensus")}
-    if model in special:
-        suffix, scheme = special[model]
-        path = folder / f"{case_id}_{suffix}.nii.gz"
-    else:
-        path = folder / f"{case_id}_seg-{model}.nii.gz"
-        scheme = _model_scheme(folder, case_id, model)
-    return LabelMapRef(case_id, path, scheme, model) if path.is_file() else None
-
-
 def measure_step(task: MeasureTask) -> TaskResult:
     from nehmap.evaluate import evaluate_pair
     from nehmap.io import load_case
-    from nehmap.io.segmentations import CONSENSUS_SCHEME, read_label_map
+    from nehmap.io.segmentations import CONSENSUS_SCHEME, read_label_map, segment_output_ref
     from nehmap.validate.intensity import label_intensities
     from nehmap.validate.perfusion import perfusion_mask
     from nehmap.validate.rcbv import compartment_rcbv
@@ -137,7 +123,9 @@ def measure_step(task: MeasureTask) -> TaskResult:
     if marker_matches(marker, task.params_hash):
         return TaskResult(task.key, "skipped")
     case = load_case(task.files, load_labels=False, load_rcbv=not task.perfusion_excluded)
-    refs = {m: _seg_ref(task.seg_dir, case_id, m) for m in (*task.models, "fused", "levels")}
+    refs = {
+        m: segment_output_ref(task.seg_dir, case_id, m) for m in (*task.models, "fused", "levels")
+    }
     missing = [m for m in task.models if refs[m] is None]
     if missing:
         raise FileNotFoundError(

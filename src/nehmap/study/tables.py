@@ -56,7 +56,7 @@ def build_tables(
     from nehmap.evaluate import NEH_COLUMNS, REGION_COLUMNS, paper_table, summarise
     from nehmap.validate.intensity import intensity_summary, intensity_tests
     from nehmap.validate.rcbv import rcbv_summary, rcbv_tests
-    from nehmap.validate.rims import rim_tests
+    from nehmap.validate.rims import rim_tests, rims_summary
 
     tables: dict[str, pd.DataFrame] = {}
     measure = work / "measure"
@@ -80,13 +80,7 @@ def build_tables(
     rims = gather(measure, "rims")
     if len(rims):
         tables["rims_cases"] = _front(rims, ["case", "region"])
-        tables["rims_summary"] = (
-            rims.dropna(subset=["mean"])
-            .groupby("region")["mean"]
-            .agg(["mean", "std", "count"])
-            .reset_index()
-            .rename(columns={"mean": "mean_of_means", "std": "sd", "count": "n_cases"})
-        )
+        tables["rims_summary"] = rims_summary(rims)
         tables["rims_tests"] = rim_tests(rims)
     recurrence_dir = work / "recurrence"
     recurrence = gather(recurrence_dir, "recurrence")

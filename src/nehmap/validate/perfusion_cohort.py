@@ -34,7 +34,7 @@ from nehmap.io.segmentations import (
 from nehmap.validate.cohort import Selection
 from nehmap.validate.perfusion import DEFAULT_VESSEL_PERCENTILE, PerfusionMask, perfusion_mask
 from nehmap.validate.rcbv import CASE_COLUMNS, compartment_rcbv, rcbv_summary, rcbv_tests
-from nehmap.validate.rims import DEFAULT_RIMS_MM, rim_rcbv, rim_tests
+from nehmap.validate.rims import DEFAULT_RIMS_MM, rim_rcbv, rim_tests, rims_summary
 
 GRID_TOLERANCE_MM = 1e-3
 
@@ -77,9 +77,7 @@ def _labels_on_case_grid(ref: LabelMapRef, case: Case) -> np.ndarray:
 def _perfusion(case: Case, settings: PerfusionSettings) -> PerfusionMask:
     vessel_mask = None
     if settings.vessel_masks is not None:
-        from nehmap.io.segmentations import find_label_maps as find
-
-        refs = find(settings.vessel_masks)
+        refs = find_label_maps(settings.vessel_masks)
         if case.case_id not in refs:
             raise NehmapInputError(
                 settings.vessel_masks,
@@ -226,15 +224,7 @@ def run_rims(
         if rows
         else pd.DataFrame(columns=["case", "region", "mean", "median", "n_voxels"])
     )
-    summary = None
-    if len(cases):
-        summary = (
-            cases.dropna(subset=["mean"])
-            .groupby("region")["mean"]
-            .agg(["mean", "std", "count"])
-            .reset_index()
-            .rename(columns={"mean": "mean_of_means", "std": "sd", "count": "n_cases"})
-        )
+    summary = rims_summary(cases) if len(cases) else None
     return CohortTables(
         cases,
         rim_tests(cases) if len(cases) else pd.DataFrame(),

@@ -109,6 +109,16 @@ def rim_rcbv(
     return pd.DataFrame(rows)
 
 
+def rims_summary(cases: pd.DataFrame) -> pd.DataFrame:
+    """Mean +/- SD over cases of the per-case mean rCBV per region (Figure 3's data)."""
+    grouped = cases.dropna(subset=["mean"]).groupby("region")["mean"]
+    return (
+        grouped.agg(["mean", "std", "count"])
+        .reset_index()
+        .rename(columns={"mean": "mean_of_means", "std": "sd", "count": "n_cases"})
+    )
+
+
 def rim_tests(cases: pd.DataFrame) -> pd.DataFrame:
     """Cohort tests of H2 from the per-case table (case, region, mean, ...).
 
