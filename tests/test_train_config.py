@@ -25,6 +25,7 @@ def _custom() -> TrainConfig:
             "optimizer": "adamw",
             "lr": 1e-3,
             "patience": 4,
+            "init": "/runs/pretrained/best",
             "augmentation": {"rotation_prob": 0.5, "scale_range": [0.8, 1.2]},
         }
     )
@@ -94,7 +95,9 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     assert config.model_kwargs == {"feature_sizes": [8, 16]}
     assert config.augmentation.flip_prob == 0.1
     untouched, _ = command.config_from_args(_args())
-    assert untouched == TrainConfig()
+    assert untouched == TrainConfig() and untouched.init is None
+    tuned, _ = command.config_from_args(_args("--init", str(tmp_path / "run" / "best")))
+    assert tuned.init == str((tmp_path / "run" / "best").resolve())
 
 
 def test_resume_differences_name_the_settings() -> None:

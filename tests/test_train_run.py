@@ -139,6 +139,64 @@ def test_resume_of_another_model_or_config_is_refused(data: Path, tmp_path: Path
         train(tiny_config(data, run, resume=True, batch_size=4), echo=None)
 
 
+def test_init_starts_from_the_checkpoint_weights(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fine-tuning: the new run's first step starts from the checkpoint's weights."""
+    first = train(
+        tiny_config(data, tmp_path / "first", epochs=1, iterations_per_epoch=1), echo=None
+    )
+    start = _weights(tmp_path / "first", "best")
+    seen: dict[str, torch.Tensor] = {}
+    from nehmap.train import loop
+
+    original = loop.initialise_from
+
+    def spy(model: torch.nn.Module, architecture: str, checkpoint: str | Path) -> Path:
+        path = original(model, architecture, checkpoint)
+        seen.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return path
+
+    monkeypatch.setattr(loop, "initialise_from", spy)
+    tuned = train(
+        tiny_config(
+            data, tmp_path / "tuned", epochs=1, iterations_per_epoch=1, init=str(first.best)
+        ),
+        echo=None,
+    )
+    assert seen.keys() == start.keys()
+    for key in start:
+        torch.testing.assert_close(seen[key], start[key], rtol=0, atol=0)
+    fresh = train(
+        tiny_config(data, tmp_path / "fresh", epochs=1, iterations_per_epoch=1), echo=None
+    )
+    # same seed, same patches: only the starting weights differ
+    a, b = _weights(tmp_path / "tuned"), _weights(tmp_path / "fresh")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    card = read_card(tuned.best)
+    assert "starting from the weights of first/best" in card.training_data
+    assert TrainConfig.from_file(tmp_path / "tuned" / "config.toml").init == str(first.best)
+    assert fresh.epochs_completed == 1
+
+
+def test_init_from_another_network_is_refused(data: Path, tmp_path: Path) -> None:
+    first = train(
+        tiny_config(data, tmp_path / "first", epochs=1, iterations_per_epoch=1), echo=None
+    )
+    with pytest.raises(
+        NehmapInputError, match=r"first[/\\]best\.json: the checkpoint is a 'paunet'"
+    ):
+        train(tiny_config(data, tmp_path / "u", "unetrpp", init=str(first.best)), echo=None)
+    wider = {**tiny_config(data, tmp_path / "x").model_kwargs, "base_features": 8}
+    with pytest.raises(NehmapInputError, match="do not fit the network of this run"):
+        train(
+            tiny_config(data, tmp_path / "w", model_kwargs=wider, init=str(first.best)), echo=None
+        )
+    with pytest.raises(NehmapInputError, match="model card not found"):
+        train(tiny_config(data, tmp_path / "m", init=str(tmp_path / "nothing")), echo=None)
+    assert not (tmp_path / "w" / "latest.json").exists()
+
+
 @pytest.mark.parametrize("stage", ["training-state", "latest"])
 def test_full_disk_keeps_the_last_good_checkpoint(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str

@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", help="TOML or YAML file of settings (flags override it)"
     )
     g.add_argument("--resume", action="store_true", default=s, help="continue the run in --out")
+    g.add_argument(
+        "--init",
+        default=s,
+        metavar="CHECKPOINT",
+        help="start from these weights (fine-tuning; same network), fresh optimizer and schedule",
+    )
     g.add_argument("--layout", default=s, metavar="NAME", help="force the collection layout")
     g.add_argument(
         "--label-scheme", default=s, metavar="NAME", help="force the label files' scheme"
@@ -233,7 +239,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     for key in (*_DIRECT, "amp", "augment", "deterministic", "progress", "tensorboard", "resume"):
         if key in given:
             values[key] = given[key]
-    for key in ("data", "out"):
+    for key in ("data", "out", "init"):
         if key in given:
             values[key] = str(Path(given[key]).expanduser().resolve())
     if "patch_size" in given:

@@ -121,8 +121,8 @@ def _build(card: ModelCard, card_path: Path | None, meta: bool = False) -> nn.Mo
         ) from None
 
 
-def _differences(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two state dicts (names and shapes)."""
+def state_differences(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two state dicts (tensor names and shapes)."""
 
     def listing(items: list[str]) -> str:
         more = f", ... ({len(items) - _LISTED} more)" if len(items) > _LISTED else ""
@@ -226,7 +226,7 @@ def save_checkpoint(model: nn.Module, card: ModelCard, path: str | Path) -> Mode
             "Build the card with ModelCard.for_model(model, ...).",
         )
     tensors = _state_tensors(model)
-    problems = _differences(_build(card, card_path, meta=True).state_dict(), tensors)
+    problems = state_differences(_build(card, card_path, meta=True).state_dict(), tensors)
     if problems:
         raise ModelCardError(
             card_path,
@@ -333,7 +333,7 @@ def load_checkpoint(
         raise CheckpointError(
             weights_path, f"cannot read the safetensors weights: {exc}."
         ) from None
-    problems = _differences(model.state_dict(), tensors)
+    problems = state_differences(model.state_dict(), tensors)
     if problems:
         raise CheckpointError(
             weights_path,

@@ -221,6 +221,11 @@ class TrainConfig:
         Progress bars; TensorBoard logs when TensorBoard is installed.
     resume : bool
         Continue the run in ``out``.
+    init : str or None
+        Checkpoint (see :mod:`nehmap.models.checkpoint`) whose weights start a new run:
+        fine-tuning. The network must have the same architecture and arguments; the
+        optimizer, schedule and epochs start afresh. Ignored when resuming (the run's
+        own state is used).
     """
 
     data: str = ""
@@ -263,6 +268,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     resume: bool = False
+    init: str | None = None
 
     # ------------------------------------------------------------------ building
 

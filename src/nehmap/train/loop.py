@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nehmap.errors import NehmapInputError
 from nehmap.train import checkpointing as ckpt
 from nehmap.train.config import ConfigError, TrainConfig, differences
 from nehmap.train.data import (
@@ -120,6 +121,44 @@ def _result_from_json(record: dict[str, Any] | None) -> ValidationResult | None:
     if not record:
         return None
     return ValidationResult(float(record["loss"]), {k: float(v) for k, v in record["dice"].items()})
+
+
+def initialise_from(model: nn.Module, architecture: str, checkpoint: str | Path) -> Path:
+    """Copy the weights of ``checkpoint`` into ``model`` (fine-tuning); returns its card path.
+
+    Raises
+    ------
+    ConfigError
+        Naming the checkpoint when it cannot be read, is of another architecture, or its
+        tensors' names or shapes differ from ``model``'s (other network arguments, patch
+        size or number of classes). ``model`` is left untouched then.
+    """
+    from nehmap.models.checkpoint import checkpoint_paths, load_checkpoint, state_differences
+
+    card_path = checkpoint_paths(checkpoint)[1]
+    try:
+        source, card = load_checkpoint(checkpoint)
+    except NehmapInputError as exc:
+        raise ConfigError(
+            exc.path or card_path, f"cannot start from this checkpoint: {exc.problem}", exc.hint
+        ) from None
+    if card.architecture != architecture:
+        raise ConfigError(
+            card_path,
+            f"the checkpoint is a {card.architecture!r} network, the run trains {architecture!r}.",
+            f"Pass --model {card.architecture}, or a {architecture} checkpoint to --init.",
+        )
+    tensors = source.state_dict()
+    problems = state_differences(model.state_dict(), tensors)
+    if problems:
+        raise ConfigError(
+            card_path,
+            f"its weights do not fit the network of this run: {'; '.join(problems)}.",
+            "Fine-tuning needs the same preset, network arguments, patch size and classes "
+            f"as the checkpoint (its card lists them: {card.config}).",
+        )
+    model.load_state_dict(tensors, strict=True)
+    return card_path
 
 
 def _echo_default(message: str) -> None:
@@ -357,6 +396,9 @@ class _Trainer:
                 f"network {c.model!r} has {model.n_classes} outputs but the {target.mode} "
                 f"target has {target.n_classes} classes {list(target.class_names)}.",
             )
+        if c.init and resume is None:
+            self.init_source = initialise_from(model, c.model, c.init)
+            self.say(f"weights from {self.init_source}")
         model.to(self.device)
         patch = tuple(int(p) for p in model.patch_size)
 
@@ -608,6 +650,9 @@ class _Trainer:
             f"{[round(s, 4) for s in spacing]} mm; {c.optimizer} lr {c.lr:g}, poly schedule; "
             f"augmentation {'on' if c.augment else 'off'}; trained with nehmap train"
         )
+        if c.init:
+            init = Path(c.init)
+            desc += f", starting from the weights of {init.parent.name}/{init.name}"
         shown = self.best_result if which == "best" else None
         shown_epoch = self.best_epoch if which == "best" else None
         if which == "latest" and self.last_result is not None:
