@@ -68,3 +68,24 @@ def test_staple_of_identical_masks_is_that_mask():
     m[3:7, 3:7, 3:7] = 1
     p = staple([m, m, m])
     assert ((p > 0.5) == m.astype(bool)).all()
+
+
+@pytest.mark.parametrize("thickness_mm", [2.0, 3.0, 4.0, 6.0])
+def test_smoothing_of_a_flat_layer_matches_the_analytic_values(thickness_mm):
+    """The values docs/method.md quotes: a certain layer of thickness t keeps
+    erf(t / (2 sqrt(2) sigma)) at its centre, and 0.5 at the edges of a thick layer."""
+    from scipy.special import erf
+
+    step = 0.25  # mm, fine enough for the continuous values
+    n = int(round(thickness_mm / step))
+    layer = np.zeros((8, 8, 200), np.float32)
+    layer[:, :, 100 - n // 2 : 100 - n // 2 + n] = 1.0
+    out = smooth(layer, (1.0, 1.0, step), sigma_mm=1.5)
+    centre = out[4, 4, 100 - n // 2 : 100 - n // 2 + n].max()
+    expected = erf(thickness_mm / (2 * np.sqrt(2) * 1.5))
+    assert centre == pytest.approx(expected, abs=0.01)
+    kept_mm = (out[4, 4] >= 0.5).sum() * step
+    if thickness_mm == 2.0:
+        assert kept_mm == 0.0  # the centre stays just under 0.5: the mask loses the layer
+    else:
+        assert kept_mm == pytest.approx(thickness_mm, abs=2 * step)
