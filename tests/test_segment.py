@@ -123,3 +123,43 @@ def test_top_level_api(checkpoints, collection):
     result = nehmap.segment(case, [str(checkpoints / "tiny-paunet")])
     assert result.labels["tiny-paunet"].shape == case.shape
     assert "segment" in dir(nehmap)
+
+
+def test_model_output_names():
+    from nehmap.segmentation import model_output_names
+
+    assert model_output_names(["paunet", "unetrpp"]) == ["paunet", "unetrpp"]
+    assert model_output_names(["models/paunet.json", "/x/unetrpp.safetensors"]) == [
+        "paunet",
+        "unetrpp",
+    ]
+    # a training run's checkpoints are named after the run folder
+    assert model_output_names(["runs/paunet/best", "runs/unetrpp/best.json"]) == [
+        "paunet-best",
+        "unetrpp-best",
+    ]
+    assert model_output_names(["a/m", "b/m", "c/other"]) == ["a-m", "b-m", "other"]
+    with pytest.raises(ValueError, match="same name"):
+        model_output_names(["paunet", "paunet"])
+
+
+def test_run_checkpoints_of_one_name_are_fused_as_two_models(checkpoints, collection, tmp):
+    """runs/paunet/best and runs/unetrpp/best: two models, two maps, both in the fusion."""
+    from nehmap.models.checkpoint import load_checkpoint, save_checkpoint
+
+    for run, tiny in (("paunet", "tiny-paunet"), ("unetrpp", "tiny-unetrpp")):
+        (tmp / "runs" / run).mkdir(parents=True)
+        save_checkpoint(*load_checkpoint(checkpoints / tiny), tmp / "runs" / run / "best")
+    models = f"{tmp}/runs/paunet/best,{tmp}/runs/unetrpp/best"
+    assert main(["segment", str(collection), "-o", str(tmp / "out"), "--models", models]) == 0
+    folder = tmp / "out" / "BraTS2021_00007"
+    assert sorted(p.name for p in folder.glob("*_seg-*.nii.gz")) == [
+        "BraTS2021_00007_seg-paunet-best.nii.gz",
+        "BraTS2021_00007_seg-unetrpp-best.nii.gz",
+    ]
+    record = json.loads((folder / "BraTS2021_00007_nehmap.json").read_text())
+    assert record["parameters"]["fused"] == ["paunet-best", "unetrpp-best"]
+    case = load_case(discover(collection)["BraTS2021_00007"])
+    one = load_models([str(checkpoints / "tiny-paunet")])[0]
+    with pytest.raises(ValueError, match="Two models are named tiny-paunet"):
+        segment(case, [one, one])

@@ -94,17 +94,51 @@ def resolve_checkpoint(name_or_path: str) -> Path:
     )
 
 
+RUN_CHECKPOINTS = ("best", "latest")
+"""Checkpoint names of a training run folder (``nehmap train``)."""
+
+
+def model_output_names(models: Sequence[str]) -> list[str]:
+    """The names under which models write their maps (``<case>_seg-<name>.nii.gz``).
+
+    One name per entry of ``models`` (shipped names or checkpoint paths): a shipped name
+    stays as it is; a checkpoint path gives its file name without suffix, with its
+    folder's name in front for a training run's ``best``/``latest`` checkpoint or when two
+    file names coincide (``runs/paunet/best`` -> ``paunet-best``).
+
+    Raises:
+        NehmapInputError: when two entries would still write under the same name.
+    """
+    stems = [Path(m).name.removesuffix(".json").removesuffix(".safetensors") for m in models]
+    names = []
+    for model, stem in zip(models, stems, strict=True):
+        folder = Path(model).parent.name
+        clash = stem in RUN_CHECKPOINTS or stems.count(stem) > 1
+        names.append(f"{folder}-{stem}" if folder and clash else stem)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise NehmapInputError(
+            None,
+            f"the models {', '.join(models)} would write their maps under the same name "
+            f"({', '.join(repeated)}), so one would replace the other.",
+            "Give each model once, and checkpoints of distinct file or folder names.",
+        )
+    return names
+
+
 def load_models(names: Sequence[str] | None = None, device: str | None = None) -> list[LoadedModel]:
-    """Load models by shipped name or checkpoint path (default: :data:`DEFAULT_MODELS`)."""
+    """Load models by shipped name or checkpoint path (default: :data:`DEFAULT_MODELS`),
+    named by :func:`model_output_names`."""
     from nehmap.models.checkpoint import load_checkpoint
 
+    specs = list(names or DEFAULT_MODELS)
+    short_names = model_output_names(specs)
     dev = select_device(device)
     loaded = []
-    for name in names or DEFAULT_MODELS:
-        path = resolve_checkpoint(name)
+    for spec, short in zip(specs, short_names, strict=True):
+        path = resolve_checkpoint(spec)
         network, card = load_checkpoint(path, device=dev)
-        short = Path(name).name.removesuffix(".json") if Path(name).suffix == ".json" else name
-        loaded.append(LoadedModel(Path(short).name, network, card, path))
+        loaded.append(LoadedModel(short, network, card, path))
     return loaded
 
 
@@ -228,6 +262,13 @@ def segment(
         names = [m for m in (models or DEFAULT_MODELS) if not isinstance(m, LoadedModel)]
         fresh = iter(load_models(names, device))
         loaded = [m if m is not None else next(fresh) for m in loaded]
+    names = [m.name for m in loaded if m is not None] + list(external or {})
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"Two models are named {', '.join(repeated)}: their maps would replace each "
+            "other. Give every model and external map its own name."
+        )
     result = Segmentation(case.case_id, case.spacing)
     for model in loaded:
         assert model is not None

@@ -124,8 +124,11 @@ def plan_segment_tasks(
 
 
 def model_names(config: StudyConfig) -> tuple[str, ...]:
-    """Names under which the study's models write their maps (file stems for paths)."""
-    return tuple(Path(m).name.removesuffix(".json") for m in config.segment.models)
+    """Names under which the study's models write their maps (see
+    :func:`nehmap.segmentation.model_output_names`)."""
+    from nehmap.segmentation import model_output_names
+
+    return tuple(model_output_names(config.segment.models))
 
 
 def run_study(
