@@ -30,6 +30,6 @@ test: $(STAMP) lint
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
 
-# Reproduce the shipped demo weights (about 1.5 h on 2 CPU cores); see models/README.md.
+# Reproduce the shipped demo weights (about 2.5 h on 2 CPU cores); see models/README.md.
 weights: $(STAMP)
 	NEHMAP=$(BIN)/nehmap PYTHON=$(BIN)/python bash scripts/train-demo-weights.sh build/weights
