@@ -226,3 +226,27 @@ null_n = 20
     # a rerun (everything cached) writes the same report, byte for byte
     again = run_study(StudyConfig.from_file(tmp / "study.toml"), progress=False)
     assert again.report.read_text() == html
+
+
+def test_new_weights_under_the_same_name_make_the_cache_stale(cohort, study_models, tmp):
+    """The cached segmentations are keyed by the models' weights, not only their names."""
+    import shutil
+
+    import torch
+
+    from nehmap.models.checkpoint import load_checkpoint, save_checkpoint
+
+    models = tmp / "models"
+    shutil.copytree(study_models, models)
+    (tmp / "study.toml").write_text(_config_text(cohort, models, tmp / "out"))
+    config = StudyConfig.from_file(tmp / "study.toml")
+    before = config.section_hash("segment")
+    assert config.section_hash("segment") == before  # stable
+    network, card = load_checkpoint(models / "tiny-paunet")
+    with torch.no_grad():
+        next(network.parameters()).add_(1.0)
+    save_checkpoint(network, card, models / "tiny-paunet")
+    assert config.section_hash("segment") != before
+    assert config.section_hash("agreement") == StudyConfig.from_file(
+        tmp / "study.toml"
+    ).section_hash("agreement")

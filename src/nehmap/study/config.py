@@ -257,7 +257,31 @@ class StudyConfig:
         return data
 
     def section_hash(self, *names: str) -> str:
-        """A short hash of some sections, to know when cached results are stale."""
+        """A short hash of some sections, to know when cached results are stale.
+
+        With the ``segment`` section it also covers the models' weights (the sha256 in
+        each model card), so new weights under the same name are not mistaken for the
+        ones that made the cached maps.
+        """
         data = self.to_dict()
-        text = json.dumps({n: data[n] for n in names}, sort_keys=True, default=str)
+        chosen = {n: data[n] for n in names}
+        if "segment" in names:
+            chosen["model_weights"] = model_weights_fingerprint(self.segment.models)
+        text = json.dumps(chosen, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_weights_fingerprint(models: list[str]) -> list[str]:
+    """The weights' sha256 of each model (shipped name or checkpoint path), from its card;
+    the name itself where the card cannot be read (loading reports that problem)."""
+    from nehmap.errors import NehmapInputError
+    from nehmap.models.checkpoint import read_card
+    from nehmap.segmentation import resolve_checkpoint
+
+    prints = []
+    for model in models:
+        try:
+            prints.append(read_card(resolve_checkpoint(model)).weights_sha256 or model)
+        except (NehmapInputError, OSError):
+            prints.append(model)
+    return prints
