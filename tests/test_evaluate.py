@@ -227,6 +227,31 @@ def test_fused_neh_mask_is_scored_on_neh_only(tmp):
     assert list(result.table_regions.loc["Dice"]) == ["n/a", "n/a", "n/a"]
 
 
+def test_truth_folder_of_a_synthetic_cohort_is_a_reference(tmp):
+    """OUT_truth of nehmap synth (truth labels beside brain masks and follow-ups) pairs
+    its <ID>_truth-labels maps with the cases of a segment output."""
+    from nehmap.io.segmentations import find_label_maps
+    from nehmap.synth import truth_folder, write_cohort
+
+    write_cohort(tmp / "rhuh", 2, 5, spacing=4.0, layout="rhuh", progress=False)
+    truth = truth_folder(tmp / "rhuh")
+    refs = find_label_maps(truth)
+    assert all(r.path.name == f"{case}_truth-labels.nii.gz" for case, r in refs.items())
+    assert len(refs) == 2 and all(r.scheme == "nehmap" for r in refs.values())
+    for case, ref in refs.items():
+        img = nib.load(ref.path)
+        labels = np.asarray(img.dataobj).astype(np.uint8)
+        labels[labels == 3] = 2  # a prediction that misses all NEH
+        out = tmp / "seg" / case / f"{case}_seg-modelA.nii.gz"
+        out.parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(labels, img.affine), out)
+    result = evaluate_collections(tmp / "seg", truth)
+    assert result.ok and result.counts["evaluated"] == 2
+    for case in refs:
+        assert value(result, case, "NEH", "dice") == 0.0
+        assert value(result, case, "ET", "dice") == 1.0
+
+
 # --------------------------------------------------------------------------- problems
 
 

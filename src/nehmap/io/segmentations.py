@@ -67,7 +67,8 @@ def find_label_maps(
     """Label maps under ``root`` by case id.
 
     Args:
-        root: a ``nehmap segment`` output folder, a collection, or a folder of label maps.
+        root: a ``nehmap segment`` output folder, a collection, the truth folder of a
+            synthetic cohort (``nehmap synth``), or a folder of label maps.
         model: which model's maps to take from a segment output folder. Besides the
             networks' names, ``fused`` selects the fused NEH mask and ``levels`` the
             fused two-level map.
@@ -88,6 +89,9 @@ def find_label_maps(
             f"is not a nehmap segment output folder, so --model {model} cannot apply.",
             "Drop the model option, or give the folder written by nehmap segment.",
         )
+    truth = _from_truth_folder(base) if base.is_dir() else {}
+    if truth:
+        return truth
     try:
         from nehmap.io.layouts import discover
 
@@ -143,6 +147,19 @@ def _from_segment_output(base: Path, models: list[str], model: str | None) -> di
         ref = segment_output_ref(base, folder.name, model)
         if ref is not None:
             refs[folder.name] = ref
+    return refs
+
+
+def _from_truth_folder(base: Path) -> dict[str, LabelMapRef]:
+    """The truth labels of a synthetic cohort (``<ID>_truth-labels.nii.gz``, nehmap labels,
+    beside brain masks and recurrence files), by case id; empty for any other folder."""
+    from nehmap.io.writers import TRUTH_LABELS_TAG
+
+    suffix = f"_{TRUTH_LABELS_TAG}"
+    refs = {}
+    for path in sorted(base.glob(f"*{suffix}.nii.gz")):
+        case_id = strip_image_suffix(path.name).removesuffix(suffix)
+        refs[case_id] = LabelMapRef(case_id, path, "nehmap")
     return refs
 
 

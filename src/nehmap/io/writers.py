@@ -334,13 +334,17 @@ def write_nnunet_dataset_json(
     return write_text_atomic(root / "dataset.json", json.dumps(content, indent=2) + "\n")
 
 
+TRUTH_LABELS_TAG = "truth-labels"
+"""File tag of a synthetic case's full truth labels: ``<ID>_truth-labels.nii.gz``."""
+
+
 def write_truth_labels(
     truth_dir: str | Path,
     case_id: str,
     labels: np.ndarray,
     grid: Grid,
     *,
-    tag: str = "truth-labels",
+    tag: str = TRUTH_LABELS_TAG,
 ) -> Path:
     """Write nehmap's full labels (NEH included) as ``<truth_dir>/<ID>_<tag>.nii.gz``.
 
