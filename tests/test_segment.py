@@ -85,7 +85,18 @@ def test_segment_command_writes_on_input_grid_and_skips(checkpoints, collection,
     assert record["versions"]["nehmap"]
     capsys.readouterr()
     assert main(["segment", str(collection), "-o", str(out), "--models", models]) == 0
-    assert "1 case(s) already complete" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "1 case(s) already complete" in captured.out and "warning" not in captured.err
+    # a rerun with other settings keeps the outputs but says they were made differently
+    before = (folder / f"{cid}_neh-prob.nii.gz").read_bytes()
+    args = ["segment", str(collection), "-o", str(out), "--models", models, "--sigma-mm", "1"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"1 of them were segmented with other settings (sigma_mm differ; e.g. {cid})" in err
+    assert (folder / f"{cid}_neh-prob.nii.gz").read_bytes() == before
+    one = str(checkpoints / "tiny-paunet")
+    assert main(["segment", str(collection), "-o", str(out), "--models", one]) == 0
+    assert "model_sha256 differ" in capsys.readouterr().err
 
 
 def test_segment_reports_failing_cases_and_goes_on(checkpoints, collection, tmp, capsys):

@@ -65,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from nehmap.errors import NehmapInputError
     from nehmap.io import discover, load_case
     from nehmap.io.external import read_external_probabilities
-    from nehmap.segmentation import is_complete, load_models, segment, write_segmentation
+    from nehmap.segmentation import (
+        is_complete,
+        load_models,
+        segment,
+        settings_differences,
+        settings_record,
+        write_segmentation,
+    )
 
     out = Path(args.out)
     try:
@@ -76,10 +83,34 @@ def run(args: argparse.Namespace) -> int:
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    settings = settings_record(
+        models,
+        list(external),
+        weights=weights,
+        sigma_mm=args.sigma_mm,
+        threshold=args.threshold,
+        low=args.low,
+        mirror=args.tta,
+        overlap=args.overlap,
+    )
     todo = [c for c in collection if args.overwrite or not is_complete(out, c.case_id)]
     skipped = len(collection) - len(todo)
     if skipped:
         print(f"{skipped} case(s) already complete in {out} (use --overwrite to redo them)")
+        other = {}
+        for c in collection:
+            if c not in todo:
+                differences = settings_differences(out, c.case_id, settings)
+                if differences:
+                    other[c.case_id] = differences
+        if other:
+            keys = sorted({k for d in other.values() for k in d})
+            print(
+                f"warning: {len(other)} of them were segmented with other settings "
+                f"({', '.join(keys)} differ; e.g. {next(iter(other))}); they are kept as they "
+                "are. Use --overwrite to redo them with these settings, or another -o.",
+                file=sys.stderr,
+            )
     failures: list[tuple[str, str]] = []
     for files in tqdm(todo, desc="cases", unit="case", file=sys.stderr):
         try:
