@@ -98,6 +98,11 @@ RUN_CHECKPOINTS = ("best", "latest")
 """Checkpoint names of a training run folder (``nehmap train``)."""
 
 
+def _repeated(names: Sequence[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def model_output_names(models: Sequence[str]) -> list[str]:
     """The names under which models write their maps (``<case>_seg-<name>.nii.gz``).
 
@@ -115,7 +120,7 @@ def model_output_names(models: Sequence[str]) -> list[str]:
         folder = Path(model).parent.name
         clash = stem in RUN_CHECKPOINTS or stems.count(stem) > 1
         names.append(f"{folder}-{stem}" if folder and clash else stem)
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = _repeated(names)
     if repeated:
         raise NehmapInputError(
             None,
@@ -262,8 +267,7 @@ def segment(
         names = [m for m in (models or DEFAULT_MODELS) if not isinstance(m, LoadedModel)]
         fresh = iter(load_models(names, device))
         loaded = [m if m is not None else next(fresh) for m in loaded]
-    names = [m.name for m in loaded if m is not None] + list(external or {})
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = _repeated([m.name for m in loaded if m is not None] + list(external or {}))
     if repeated:
         raise ValueError(
             f"Two models are named {', '.join(repeated)}: their maps would replace each "
