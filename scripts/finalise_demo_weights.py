@@ -21,6 +21,7 @@ from nehmap.evaluate import evaluate_collections
 from nehmap.fusion import smooth
 from nehmap.io import discover, load_case
 from nehmap.labels import NEH
+from nehmap.metrics import dice
 from nehmap.models.checkpoint import load_checkpoint, save_checkpoint
 from nehmap.segmentation import Segmentation, load_models, segment, write_segmentation
 from nehmap.train import TrainConfig
@@ -75,10 +76,8 @@ def fusion_sensitivity(seg: Segmentation, truth: np.ndarray, spacing: tuple) -> 
     for sigma in SIGMAS_MM:
         smoothed = smooth(seg.consensus.raw, spacing, sigma)
         for threshold in THRESHOLDS:
-            mask = smoothed >= threshold
-            total = mask.sum() + truth.sum()
-            dice = 2 * np.logical_and(mask, truth).sum() / total if total else 1.0
-            rows.append({"sigma_mm": sigma, "threshold": threshold, "dice": float(dice)})
+            score = dice(smoothed >= threshold, truth)
+            rows.append({"sigma_mm": sigma, "threshold": threshold, "dice": score})
     return rows
 
 

@@ -97,12 +97,14 @@ def run(args: argparse.Namespace) -> int:
     skipped = len(collection) - len(todo)
     if skipped:
         print(f"{skipped} case(s) already complete in {out} (use --overwrite to redo them)")
+        redo = {c.case_id for c in todo}
         other = {}
         for c in collection:
-            if c not in todo:
-                differences = settings_differences(out, c.case_id, settings)
-                if differences:
-                    other[c.case_id] = differences
+            differences = (
+                [] if c.case_id in redo else settings_differences(out, c.case_id, settings)
+            )
+            if differences:
+                other[c.case_id] = differences
         if other:
             keys = sorted({k for d in other.values() for k in d})
             print(
