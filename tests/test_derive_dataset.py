@@ -17,22 +17,26 @@ from nehmap.io import discover, load_case
 
 SHAPE = (14, 14, 12)
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
-CASES = ("BraTS2021_00001", "BraTS2021_00002")
+CASES = ("Brats18_TCIA01_001_1", "Brats18_TCIA01_002_1")  # BraTS 2018: label 1 is NCR/NET
 
 
 def _reference_labels() -> np.ndarray:
+    """BraTS 2017-2020 style: edema, an NCR/NET block (necrosis and non-enhancing
+    tumour), an enhancing cube inside it."""
     ref = np.zeros(SHAPE, dtype=np.uint8)
     ref[1:13, 1:13, 1:11] = 2
-    ref[2:4, 2:4, 2:4] = 1
-    ref[9:11, 9:11, 7:9] = 4
+    ref[2:10, 2:10, 2:9] = 1
+    ref[4:6, 4:6, 4:6] = 4
     return ref
 
 
 def _second_labels() -> np.ndarray:
-    sec = np.zeros(SHAPE, dtype=np.uint8)
-    sec[3:9, 3:9, 3:8] = 1  # over edema and the necrosis corner
-    sec[11, 1:12, 2] = 1  # a thin line in edema: removed by the opening
-    sec[9:11, 9:11, 7:9] = 1  # inside ET
+    """BraTS 2021 style: the same tumour, its necrosis only in rows 2-4, the rest of the
+    NCR/NET called edema (where BraTS 2021 puts non-enhancing tumour)."""
+    sec = np.where(_reference_labels() > 0, 2, 0).astype(np.uint8)
+    sec[2:5, 2:10, 2:9] = 1
+    sec[3, 2:10, 5] = 2  # a thin line of disagreement inside the necrosis: opened away
+    sec[4:6, 4:6, 4:6] = 4
     return sec
 
 
@@ -87,16 +91,44 @@ def test_derive_writes_nnunet_dataset_with_links_and_volumes(tmp, capsys):
     case = load_case(col[CASES[1]])
     expected = _expected()
     np.testing.assert_array_equal(case.labels, expected)
-    assert (expected == 3).sum() > 0 and expected[11, 5, 2] == 2  # the line stayed edema
-    assert expected[10, 10, 8] == 4 and expected[3, 3, 3] == 1
+    assert (expected == 3).sum() > 0 and expected[3, 5, 5] == 1  # the line stayed NC
+    assert expected[8, 8, 5] == 3  # NCR/NET called edema by the second: NEH
+    assert expected[4, 4, 4] == 4 and expected[2, 2, 2] == 1 and expected[11, 5, 5] == 2
     table = pd.read_csv(out / "neh_volumes.csv")
-    assert list(table.columns) == ["case", "stage", "voxels", "volume_mm3"]
+    assert list(table.columns) == ["case", "rule", "stage", "voxels", "volume_mm3"]
+    assert set(table.rule) == {"paper"}
     final = table[(table.case == CASES[0]) & (table.stage == "final")]
     assert final.volume_mm3.item() == (expected == 3).sum()
     before = table[(table.case == CASES[0]) & (table.stage == "candidates")].voxels.item()
     assert before > final.voxels.item()
     record = json.loads((out / "derive-neh.json").read_text())
     assert record["parameters"]["opening_mm"] == 1.0 and record["failures"] == {}
+    assert record["rule_per_case"] == {c: "paper" for c in CASES}
+    assert "does not call necrosis" in record["rules"]["paper"]
+
+
+def test_reference_whose_release_cannot_be_told_asks_for_the_scheme(tmp, capsys):
+    cases = ("case_01", "case_02")  # BraTS file names, no release in the IDs
+    ref, sec = _collection(tmp / "ref", cases=cases), _second(tmp / "sec", cases=cases)
+    assert _run([str(ref), "--second", str(sec), "-o", str(tmp / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "case_01_seg.nii.gz" in err and "--reference-scheme brats2018" in err
+    assert not (tmp / "out").exists()  # nothing written
+    argv = [str(ref), "--second", str(sec), "-o", str(tmp / "out"), "--reference-scheme"]
+    assert _run([*argv, "brats2018"]) == 0
+    labels = load_case(discover(tmp / "out")[cases[0]]).labels
+    np.testing.assert_array_equal(labels, _expected())
+
+
+def test_brats2021_reference_is_refused_unless_mirrored(tmp, capsys):
+    cases = ("BraTS2021_00001",)
+    ref, sec = _collection(tmp / "ref", cases=cases), _second(tmp / "sec", cases=cases)
+    assert _run([str(ref), "--second", str(sec), "-o", str(tmp / "out")]) == 2
+    assert "BraTS 2021-style" in capsys.readouterr().err
+    argv = [str(ref), "--second", str(sec), "-o", str(tmp / "out"), "--second-scheme"]
+    assert _run([*argv, "brats2018"]) == 0
+    record = json.loads((tmp / "out" / "derive-neh.json").read_text())
+    assert record["rule_per_case"] == {cases[0]: "mirrored"}
 
 
 def test_derive_manifest_format_keeps_neh(tmp):
@@ -168,7 +200,10 @@ def test_second_as_a_collection_uses_its_scheme(tmp):
     case_id = CASES[0]
     for i, tok in enumerate(("t1n", "t1c", "t2w", "t2f")):
         save(sec / case_id / f"{case_id}-{tok}.nii.gz", tiny_volume(i, SHAPE))
-    save(sec / case_id / f"{case_id}-seg.nii.gz", _second_labels())
+    save(
+        sec / case_id / f"{case_id}-seg.nii.gz",
+        np.where(_second_labels() == 4, 3, _second_labels()),
+    )
     second = SecondSegmentations(sec)
     path, scheme = second.find(case_id)
     assert path.name == f"{case_id}-seg.nii.gz" and scheme.name == "brats2023"

@@ -4,7 +4,9 @@ import pytest
 from nehmap import labels as L
 
 
-@pytest.mark.parametrize("scheme", ["brats2021", "upenn", "rhuh", "nnunet-brats", "nehmap"])
+@pytest.mark.parametrize(
+    "scheme", ["brats2018", "brats2021", "brats", "upenn", "rhuh", "nnunet-brats", "nehmap"]
+)
 def test_native_round_trip_is_exact(scheme):
     s = L.get_scheme(scheme)
     native = np.array([v for v in s.allowed_values if v != 4 or scheme != "rhuh"] * 3)
@@ -30,7 +32,9 @@ def test_known_values_of_each_scheme():
     assert L.to_nehmap(np.array([1, 2, 4]), "upenn").tolist() == [L.NC, L.ED, L.ET]
 
 
-@pytest.mark.parametrize("scheme", ["brats2021", "brats2023", "upenn", "rhuh", "nnunet-brats"])
+@pytest.mark.parametrize(
+    "scheme", ["brats2018", "brats", "brats2023", "upenn", "rhuh", "nnunet-brats"]
+)
 def test_nehmap_to_scheme_preserves_regions(scheme):
     ours = np.array([0, 1, 2, 3, 4])
     back = L.to_nehmap(L.from_nehmap(ours, scheme), scheme)
@@ -59,7 +63,11 @@ def test_values_outside_scheme_are_rejected_with_names():
 
 
 def test_aliases_and_unknown_scheme():
-    assert L.get_scheme("BraTS2018").name == "brats2021"
+    assert L.get_scheme("BraTS2018").name == "brats2018"
+    assert L.get_scheme("brats2020").name == "brats2018"
+    assert L.get_scheme("brats2019").name == "brats2018"
+    assert L.get_scheme("brats2021").name == "brats2021"
+    assert L.get_scheme("brats").name == "brats"
     assert L.get_scheme("brats2024").name == "brats2023"
     with pytest.raises(ValueError, match="Use one of"):
         L.get_scheme("msd")
@@ -69,3 +77,30 @@ def test_convert_between_collections():
     brats = np.array([0, 1, 2, 4])
     np.testing.assert_array_equal(L.convert(brats, "brats2021", "brats2023"), [0, 1, 2, 3])
     np.testing.assert_array_equal(L.convert(brats, "brats2021", "nnunet-brats"), [0, 2, 1, 3])
+
+
+def test_brats2021_writes_neh_as_edema_and_brats2018_as_core():
+    # BraTS 2021 moved the non-enhancing tumour from label 1 (NCR/NET until 2020) into
+    # label 2 ("edematous/invaded tissue"); its tumour core excludes it.
+    ours = np.array([0, 1, 2, 3, 4])
+    assert L.from_nehmap(ours, "brats2021").tolist() == [0, 1, 2, 2, 4]
+    assert L.from_nehmap(ours, "brats2018").tolist() == [0, 1, 2, 1, 4]
+    back = L.to_nehmap(L.from_nehmap(ours, "brats2021"), "brats2021")
+    np.testing.assert_array_equal(L.region_mask(back, "WT"), L.region_mask(ours, "WT"))
+    assert back.tolist() == [0, 1, 2, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "scheme"),
+    [
+        ("Brats18_TCIA01_190_1", "brats2018"),
+        ("Brats17_CBICA_AAB_1", "brats2018"),
+        ("BraTS19_2013_0_1", "brats2018"),
+        ("BraTS20_Training_001", "brats2018"),
+        ("BraTS2021_00000", "brats2021"),
+        ("BraTS21_00002", "brats2021"),
+        ("patient_07", "brats"),
+    ],
+)
+def test_brats_release_from_case_id(case_id, scheme):
+    assert L.brats_scheme_for_id(case_id) == scheme

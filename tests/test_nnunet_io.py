@@ -250,7 +250,11 @@ def test_import_refuses_to_drop_neh_unless_asked(tmp):
     report = import_nnunet(tmp / "ds", tmp / "b21m", layout="brats2021", merge_neh=True)
     assert not report.failures
     native = _stored(discover(tmp / "b21m")[CASES[0]].files["seg"])
-    assert [native[2 + i, 4, 4] for i in range(4)] == [1, 2, 1, 4]  # NEH joined the core
+    # BraTS 2021 puts non-enhancing tumour into label 2 (edematous/invaded tissue)
+    assert [native[2 + i, 4, 4] for i in range(4)] == [1, 2, 2, 4]
+    report = import_nnunet(tmp / "ds", tmp / "b18m", layout="brats2018", merge_neh=True)
+    native = _stored(discover(tmp / "b18m")[CASES[0]].files["seg"])
+    assert [native[2 + i, 4, 4] for i in range(4)] == [1, 2, 1, 4]  # NCR/NET: joined the core
 
 
 def test_import_other_layouts(tmp):

@@ -144,7 +144,8 @@ def test_write_case_files_geometry_and_labels(tmp_path, grid, arrays, layout):
 def test_native_labels_follow_each_scheme(tmp_path, grid, arrays):
     images, labels, _ = arrays
     expected = {
-        "brats2021": {1: 1, 2: 2, 3: 1, 4: 4},
+        "brats2021": {1: 1, 2: 2, 3: 2, 4: 4},  # BraTS 2021: non-enhancing tumour is label 2
+        "brats2018": {1: 1, 2: 2, 3: 1, 4: 4},  # BraTS 2017-2020: label 1 is NCR/NET
         "brats2023": {1: 1, 2: 2, 3: 1, 4: 3},
         "upenn": {1: 1, 2: 2, 3: 1, 4: 4},
         "rhuh": {1: 1, 2: 2, 3: 1, 4: 3},

@@ -18,16 +18,30 @@ Other schemes are converted at the edges (reading and writing), by name:
 scheme        native labels                                into nehmap
 ============  ===========================================  ==============================
 nehmap        0 bg, 1 NC, 2 ED, 3 NEH, 4 ET                identity
-brats2021     1 NCR/NET, 2 ED, 4 ET (BraTS 2018-2021)      1->1, 2->2, 4->4
+brats2018     1 NCR/NET, 2 ED, 4 ET (BraTS 2017-2020)      1->1, 2->2, 4->4
+brats2021     1 NCR, 2 ED (incl. NET), 4 ET (BraTS 2021)   1->1, 2->2, 4->4
+brats         1, 2, 4 of a BraTS release not known         1->1, 2->2, 4->4
 brats2023     1 NETC, 2 SNFH, 3 ET (+4 resection cavity)   1->1, 2->2, 3->4, 4->0 (lossy)
 upenn         1 NC, 2 ED, 4 ET (UPenn-GBM segm files)      1->1, 2->2, 4->4
 rhuh          1 NC, 2 peritumoral signal, 3 ET (or 4 ET)   1->1, 2->2, 3->4, 4->4
 nnunet-brats  1 ED, 2 NC, 3 ET (nnU-Net's BraTS datasets)  1->2, 2->1, 3->4
 ============  ===========================================  ==============================
 
-Going back from nehmap to a scheme without an NEH label, NEH joins the scheme's
-non-enhancing core label (BraTS "NCR/NET" is necrotic *and non-enhancing* tumour core),
-so the TC and WT regions are preserved exactly. That direction is therefore lossy for
+The BraTS releases share file format and label values but not their meaning. Until
+2020 label 1 is "necrotic and non-enhancing tumour core" (NCR/NET); from BraTS 2021 on
+it is necrosis (NCR) alone, and the non-enhancing tumour belongs to label 2
+("peritumoral edematous/invaded tissue"). Read into nehmap, both give label 1 as NC:
+nothing in a BraTS file separates NEH from necrosis (``brats2018``) or from edema
+(``brats2021``) -- that is exactly what ``nehmap derive-neh`` exploits. The collection
+readers tell the release from the case IDs (``Brats18_``, ``BraTS19_``, ``BraTS20_``:
+``brats2018``; ``BraTS2021_``: ``brats2021``); other IDs get ``brats`` (release not
+known), which converts like the others but is refused where the meaning matters.
+
+Going back from nehmap to a scheme without an NEH label, NEH joins the label that holds
+non-enhancing tumour in that scheme: the core label 1 (NCR/NET, non-enhancing core) in
+``brats2018``, ``brats``, ``brats2023``, ``upenn``, ``rhuh`` and ``nnunet-brats``, so
+the TC and WT regions are preserved exactly; the edema label 2 in ``brats2021``, as
+BraTS 2021 annotates it (its TC excludes the non-enhancing tumour). That direction is therefore lossy for
 the NC/NEH distinction; native -> nehmap -> native is exact for every scheme except the
 BraTS 2024 resection cavity (4 in ``brats2023``), which has no nehmap label and becomes
 background (documented, with a warning when present).
@@ -148,8 +162,23 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType(
                 {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
             ),
             _scheme(
+                "brats2018",
+                "BraTS 2017-2020: 1 necrotic and non-enhancing tumour core (NCR/NET), "
+                "2 edema, 4 enhancing tumour",
+                {0: 0, 1: NC, 2: ED, 4: ET},
+                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
+            ),
+            _scheme(
                 "brats2021",
-                "BraTS 2018-2021: 1 necrotic/non-enhancing core, 2 edema, 4 enhancing tumour",
+                "BraTS 2021: 1 necrosis (NCR), 2 edematous and invaded tissue (non-enhancing "
+                "tumour included), 4 enhancing tumour",
+                {0: 0, 1: NC, 2: ED, 4: ET},
+                {0: 0, NC: 1, ED: 2, NEH: 2, ET: 4},
+            ),
+            _scheme(
+                "brats",
+                "BraTS 2017-2021, release not known: 1 NCR/NET (until 2020) or NCR (2021), "
+                "2 edema, 4 enhancing tumour",
                 {0: 0, 1: NC, 2: ED, 4: ET},
                 {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
             ),
@@ -188,10 +217,9 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType(
 
 SCHEME_ALIASES: Mapping[str, str] = MappingProxyType(
     {
-        "brats2018": "brats2021",
-        "brats2019": "brats2021",
-        "brats2020": "brats2021",
-        "brats": "brats2021",
+        "brats2017": "brats2018",
+        "brats2019": "brats2018",
+        "brats2020": "brats2018",
         "brats2024": "brats2023",
         "brats-gli": "brats2023",
         "upenn-gbm": "upenn",
@@ -264,8 +292,9 @@ def to_nehmap(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
 def from_nehmap(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
     """Convert a nehmap label map into ``scheme``'s labels (uint8).
 
-    NEH goes to the scheme's non-enhancing tumour-core label when the scheme has no
-    NEH label, so the ET, TC and WT regions are preserved.
+    When the scheme has no NEH label, NEH goes to the label that holds non-enhancing
+    tumour in that scheme (see the module): the core label in most schemes, so ET, TC
+    and WT are preserved; edema in ``brats2021``, as BraTS 2021 annotates it.
     """
     s = get_scheme(scheme)
     arr = np.asarray(labels)
@@ -297,3 +326,31 @@ def region_mask(labels: np.ndarray, region: str | int) -> np.ndarray:
             f"({', '.join(LABEL_NAMES.values())})."
         )
     return labels == int(region)
+
+
+_BRATS_RELEASE_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"^brats17_", "brats2018"),
+    (r"^brats18_", "brats2018"),
+    (r"^brats19_", "brats2018"),
+    (r"^brats20_", "brats2018"),
+    (r"^brats2021_", "brats2021"),
+    (r"^brats21_", "brats2021"),
+)
+
+
+def brats_scheme_for_id(case_id: str) -> str:
+    """Label scheme of a BraTS 2017-2021 case, told from its ID.
+
+    ``Brats17_``/``Brats18_``/``BraTS19_``/``BraTS20_`` IDs give ``brats2018`` (label 1
+    is NCR/NET), ``BraTS2021_``/``BraTS21_`` give ``brats2021`` (label 1 is NCR); any
+    other ID gives ``brats`` (release not known).
+
+    >>> brats_scheme_for_id("Brats18_TCIA01_190_1"), brats_scheme_for_id("BraTS2021_00000")
+    ('brats2018', 'brats2021')
+    """
+    import re
+
+    for pattern, scheme in _BRATS_RELEASE_PATTERNS:
+        if re.match(pattern, case_id, re.IGNORECASE):
+            return scheme
+    return "brats"

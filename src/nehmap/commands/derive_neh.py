@@ -1,10 +1,9 @@
 """``nehmap derive-neh REFERENCE --second SECOND -o OUT``: NEH pseudo-ground truth.
 
-NEH = the second segmentation's non-enhancing core (its label 1, NCR/NET) inside the
-reference edema (so outside the reference enhancing tumour and necrosis, and inside
-the reference whole tumour), opened with a ball of ``--opening-mm`` mm and cleared of
-components smaller than ``--min-volume-mm3`` mm^3. See :mod:`nehmap.derive.neh` and
-docs/derive-neh.md.
+The paper's rule: NEH = the reference's BraTS 2017-2020 label 1 (NCR/NET, outside the
+reference enhancing tumour) that the second, BraTS 2021-style segmentation does not call
+necrosis, opened with a ball of ``--opening-mm`` mm and cleared of components smaller
+than ``--min-volume-mm3`` mm^3. See :mod:`nehmap.derive.rule` and docs/derive-neh.md.
 """
 
 from __future__ import annotations
@@ -27,13 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "reference",
         help="collection (folder or manifest) with the reference segmentations "
-        "(BraTS 2018 style: 1 NCR/NET, 2 ED, 4 ET)",
+        "(BraTS 2017-2020 style: 1 NCR/NET, 2 ED, 4 ET)",
     )
     parser.add_argument(
         "--second",
         required=True,
-        help="the second segmentations: a folder of <case>.nii.gz or <case>_seg*.nii.gz "
-        "label maps (subfolders searched), or a collection",
+        help="the second segmentations (BraTS 2021 style: 1 NCR, 2 ED incl. non-enhancing "
+        "tumour, 4 ET): a folder of <case>.nii.gz or <case>_seg*.nii.gz label maps "
+        "(subfolders searched), or a collection",
     )
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument(
@@ -60,12 +60,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the case id, e.g. '{case}/{case}_seg-unetrpp.nii.gz'",
     )
     parser.add_argument("--layout", help="force the reference collection's layout")
-    parser.add_argument("--reference-scheme", help="label scheme of the reference label files")
+    parser.add_argument(
+        "--reference-scheme",
+        help="label scheme of the reference label files (default: the collection's; BraTS "
+        "IDs tell the release: Brats18_/BraTS19_/BraTS20_ brats2018, BraTS2021_ brats2021)",
+    )
+    parser.add_argument(
+        "--rule",
+        choices=("paper", "mirrored"),
+        help="derivation rule (default: told from the schemes; 'paper' for a brats2018 "
+        "reference: its NCR/NET that the second segmentation does not call necrosis; "
+        "'mirrored': the second's NCR/NET inside a brats2021 reference's edema)",
+    )
     parser.add_argument(
         "--keep-outside-wt",
         action="store_true",
-        help="also turn candidates outside the reference whole tumour into NEH (default: "
-        "only reference edema becomes NEH)",
+        help="rule 'mirrored' only: also turn candidates outside the reference whole tumour "
+        "into NEH (default: only reference edema becomes NEH)",
     )
     parser.add_argument(
         "--format",
@@ -94,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             opening_mm=args.opening_mm,
             min_volume_mm3=args.min_volume_mm3,
             within_wt=not args.keep_outside_wt,
+            rule=args.rule,
             output_format=args.format,
             dataset_id=args.dataset_id,
             name=args.name,

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--merge-neh",
         action="store_true",
-        help="allow layouts without an NEH label: write NEH as the necrotic/non-enhancing "
-        "core label (ET, TC, WT preserved)",
+        help="allow layouts without an NEH label: write NEH where the layout's release puts "
+        "non-enhancing tumour (the core label, ET/TC/WT preserved; edema in brats2021)",
     )
     add_link_arguments(parser)
     add_overwrite_argument(parser)

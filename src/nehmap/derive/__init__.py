@@ -1,11 +1,13 @@
 """Deriving training data: NEH pseudo-ground truth and the two-level consensus set.
 
-- :mod:`nehmap.derive.neh`: the paper's pseudo-ground-truth step. NEH = the
-  non-enhancing core of a second segmentation (e.g. a BraTS 2021-trained model) inside
-  the edema of the reference segmentation (BraTS 2018), cleaned by a morphological
-  opening (ball of ``opening_mm`` mm) and a minimum component volume (mm^3).
-  :func:`derive_neh` works on arrays; :func:`derive_dataset` on collections
-  (``nehmap derive-neh``).
+- :mod:`nehmap.derive.rule`: the paper's pseudo-ground-truth rule on arrays
+  (:func:`derive_neh`). NEH = the reference's BraTS 2017-2020 label 1 (NCR/NET, outside
+  the enhancing tumour) that a second, BraTS 2021-style segmentation does not call
+  necrosis, cleaned by a morphological opening (ball of ``opening_mm`` mm) and a
+  minimum component volume (mm^3).
+- :mod:`nehmap.derive.second` finds each case's second segmentation;
+  :mod:`nehmap.derive.neh` runs the rule over a collection (:func:`derive_dataset`,
+  ``nehmap derive-neh``).
 - :mod:`nehmap.derive.consensus`: the nnU-Net dataset of two-level consensus maps
   (0 background, 1 low-, 2 high-probability NEH) for training ``unetrpp-consensus``
   (``nehmap consensus-dataset``).
@@ -25,6 +27,7 @@ from nehmap.derive.neh import (
     NehStats,
     SecondSegmentations,
     ball,
+    choose_rule,
     derive_dataset,
     derive_neh,
     remove_small_components,
@@ -40,6 +43,7 @@ __all__ = [
     "DeriveReport",
     "NehStats",
     "SecondSegmentations",
+    "choose_rule",
     "ball",
     "consensus_dataset",
     "consensus_levels",

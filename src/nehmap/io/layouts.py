@@ -34,7 +34,7 @@ from pathlib import Path
 from nehmap.errors import NehmapInputError
 from nehmap.io.image import image_suffix, strip_image_suffix
 from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
-from nehmap.labels import LabelScheme
+from nehmap.labels import LabelScheme, brats_scheme_for_id
 
 TIMEPOINTS = ("preop", "postop", "recurrence", "followup")
 """Canonical names of time points."""
@@ -225,6 +225,13 @@ def _preferred(existing: Path, new: Path) -> Path:
     return new if str(new).endswith(".gz") and not str(existing).endswith(".gz") else existing
 
 
+def _case_scheme(layout: _TokenLayout, case_id: str) -> str:
+    """The label scheme of one case: BraTS 2017-2021 files tell their release by ID."""
+    if layout.name == "brats2021":
+        return brats_scheme_for_id(case_id)
+    return layout.label_scheme
+
+
 def _parse_token_layout(
     root: Path, layout: _TokenLayout, files: list[Path]
 ) -> tuple[list[CaseFiles], list[Path]]:
@@ -284,7 +291,7 @@ def _parse_token_layout(
             subject,
             tp,
             layout.name,
-            label_scheme=layout.label_scheme,
+            label_scheme=_case_scheme(layout, case_id),
             notes=notes[case_id],
         )
         for key, path in found.items():

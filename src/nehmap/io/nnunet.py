@@ -923,8 +923,9 @@ class LayoutWriter(DatasetWriter):
 
     Labels are converted to the layout's scheme. None of those schemes has an NEH label:
     a case holding NEH is refused unless ``merge_neh`` is True, in which case NEH is
-    written as the scheme's necrotic / non-enhancing core label (ET, TC and WT are
-    preserved; only the NC/NEH distinction is lost).
+    written where that release puts non-enhancing tumour: the necrotic / non-enhancing
+    core label (ET, TC and WT preserved; only the NC/NEH distinction is lost), or edema
+    in ``brats2021`` (ET and WT preserved; BraTS 2021's core excludes it).
     """
 
     layout: str = "brats2021"
@@ -1009,8 +1010,8 @@ class LayoutWriter(DatasetWriter):
                 None,
                 f"holds NEH voxels, which the {self.layout} label scheme "
                 f"({spec.label_scheme}) cannot represent.",
-                "Use --layout manifest to keep NEH, or pass --merge-neh to write NEH as the "
-                "necrotic/non-enhancing core label.",
+                "Use --layout manifest to keep NEH, or pass --merge-neh to write NEH where "
+                "the scheme puts non-enhancing tumour (core label; edema in BraTS 2021).",
             )
         paths = self.paths(case_id)
         protected = [Path(p) for p in (*inputs, *images.values())]
@@ -1200,7 +1201,7 @@ def import_nnunet(
         How images are placed.
     merge_neh : bool
         Allow writing NEH into a layout whose scheme has no NEH label (it becomes the
-        necrotic/non-enhancing core label).
+        necrotic/non-enhancing core label; edema in ``brats2021``).
     overwrite : bool
         Allow writing into a non-empty folder.
     progress : bool

@@ -8,10 +8,11 @@ collections name them (``<root>`` is the collection folder, ``<ID>`` the case ID
 layout      files
 ==========  ============================================================================
 brats2021   ``<root>/<ID>/<ID>_{t1,t1ce,t2,flair,seg}.nii.gz``; IDs ``BraTS2021_00001``;
-            labels 1 NCR/NET, 2 ED, 4 ET
-brats2020   as brats2021, uncompressed ``.nii``; IDs ``BraTS20_Training_001``
+            labels 1 NCR, 2 ED (NEH written here, as BraTS 2021 does), 4 ET
+brats2020   as brats2021, uncompressed ``.nii``; IDs ``BraTS20_Training_001``; labels
+            1 NCR/NET (NEH written here, as BraTS 2017-2020 do), 2 ED, 4 ET
 brats2018   ``<root>/HGG/<ID>/<ID>_{t1,t1ce,t2,flair,seg}.nii.gz``;
-            IDs ``Brats18_NEHMAP_1_1``
+            IDs ``Brats18_NEHMAP_1_1``; labels as brats2020
 brats2023   ``<root>/<ID>/<ID>-{t1n,t1c,t2w,t2f,seg}.nii.gz``; IDs
             ``BraTS-GLI-00001-000`` (the last three digits are the time point);
             labels 1 NETC, 2 SNFH, 3 ET
@@ -27,8 +28,9 @@ nnunet      ``<root>/imagesTr/<ID>_{0000,0001,0002,0003}.nii.gz`` (T1, T1ce, T2,
             ``NEHMAP_00001``; nehmap's labels (1 necrosis, 2 edema, 3 NEH, 4 enhancing)
 ==========  ============================================================================
 
-The public label schemes have no NEH label: NEH is written as the scheme's necrotic /
-non-enhancing core label (see :mod:`nehmap.labels`). Keep nehmap's full labels beside
+The public label schemes have no NEH label: NEH is written where that release puts
+non-enhancing tumour (the core label 1, or edema in BraTS 2021; see
+:mod:`nehmap.labels`). Keep nehmap's full labels beside
 the collection with :func:`write_truth_labels`.
 
 Maps the public collections do not ship (an rCBV map outside UPenn-GBM, extra arrays)
@@ -79,8 +81,8 @@ _BRATS_TAGS = {"t1": "t1", "t1c": "t1ce", "t2": "t2", "flair": "flair", "seg": "
 
 LAYOUTS: Mapping[str, Layout] = {
     "brats2021": Layout("brats2021", ".nii.gz", "_", _BRATS_TAGS, "brats2021"),
-    "brats2020": Layout("brats2020", ".nii", "_", _BRATS_TAGS, "brats2021"),
-    "brats2018": Layout("brats2018", ".nii.gz", "_", _BRATS_TAGS, "brats2021", "HGG"),
+    "brats2020": Layout("brats2020", ".nii", "_", _BRATS_TAGS, "brats2018"),
+    "brats2018": Layout("brats2018", ".nii.gz", "_", _BRATS_TAGS, "brats2018", "HGG"),
     "brats2023": Layout(
         "brats2023",
         ".nii.gz",
