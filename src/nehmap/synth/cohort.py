@@ -14,6 +14,11 @@ only the public files):
   mm) and ``<ID>_recurrence-transform.json`` (the rigid matrix and the convention);
   layouts without time points (BraTS 2018-2021, nnU-Net) get the follow-up scans as a
   second collection in the same layout under ``OUT_truth/recurrence``;
+* with ``second_segmentation``: ``second/<ID>_seg.nii.gz``, a BraTS 2021-style
+  segmentation of each case as another model would make it (NEH called edema,
+  boundaries perturbed; :mod:`nehmap.synth.second`), the ``--second`` input of
+  ``nehmap derive-neh`` next to a ``brats2018``/``brats2020`` layout collection, whose
+  label files hold NEH in label 1 (NCR/NET) as BraTS 2017-2020 did;
 * ``cohort.json``: every parameter of the cohort and of each case;
 * ``truth.csv``: one row per case: seed, tumour volume per label (mm^3), NEH coverage,
   planted rCBV means and scale, recurrence origin...
@@ -45,9 +50,16 @@ from nehmap.io.writers import (
     write_nnunet_dataset_json,
     write_truth_labels,
 )
+from nehmap.labels import from_nehmap
 from nehmap.synth.anatomy import SpacingLike, as_spacing
 from nehmap.synth.case import SyntheticCase, generate_case
 from nehmap.synth.params import jsonable, merge_params
+from nehmap.synth.second import (
+    DEFAULT_CORRELATION_MM,
+    DEFAULT_DISPLACEMENT_MM,
+    DEFAULT_SPECKLE,
+)
+from nehmap.synth.second import second_segmentation as second_segmentation_of
 
 GENERATOR = "nehmap.synth"
 RECURRENCE_TIMEPOINT_RHUH = 2
@@ -116,6 +128,7 @@ def write_cohort(
     *,
     params: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    second_segmentation: bool = False,
 ) -> CohortResult:
     """Generate ``n`` synthetic cases and write them in ``layout`` under ``out``.
 
@@ -132,6 +145,8 @@ def write_cohort(
         params: overrides of the case parameters (see :mod:`nehmap.synth.params`).
         overwrite: replace an existing non-empty collection previously written by
             this function.
+        second_segmentation: also write a BraTS 2021-style second segmentation of each
+            case under ``<out>_truth/second`` (for ``nehmap derive-neh``).
 
     Returns:
         :class:`CohortResult`.
@@ -166,6 +181,11 @@ def write_cohort(
         "rcbv": with_rcbv,
         "recurrence": with_recurrence,
         "overrides": jsonable(dict(params or {})),
+        "second_segmentation": (
+            {"folder": SECOND_FOLDER, "label_scheme": "brats2021", **SECOND_SETTINGS}
+            if second_segmentation
+            else None
+        ),
         "collection": str(collection),
         "truth": str(truth),
     }
@@ -177,6 +197,8 @@ def write_cohort(
             case_seed, spacing_mm, rcbv=with_rcbv, recurrence=with_recurrence, params=params
         )
         record = _write_one(collection, truth, spec.name, index, case, with_rcbv)
+        if second_segmentation:
+            record["truth_files"]["second"] = _write_second(truth, record["case_id"], case)
         records.append(record)
         rows.append(_row(record, case))
     if spec.name == "nnunet":
@@ -282,6 +304,25 @@ def _write_one(
         }
     record["truth_files"] = _relative(truth_files, truth)
     return record
+
+
+SECOND_FOLDER = "second"
+"""Folder (in the truth folder) of the synthetic second segmentations."""
+
+SECOND_SETTINGS = {
+    "displacement_mm": DEFAULT_DISPLACEMENT_MM,
+    "correlation_mm": DEFAULT_CORRELATION_MM,
+    "speckle": DEFAULT_SPECKLE,
+}
+
+
+def _write_second(truth: Path, case_id: str, case: SyntheticCase) -> str:
+    """Write the BraTS 2021-style second segmentation; returns its path in ``truth``."""
+    rng = np.random.default_rng([int(case.seed) % 2**32, 2021])
+    labels = second_segmentation_of(case.labels, case.spacing, rng)
+    path = truth / SECOND_FOLDER / f"{case_id}_seg.nii.gz"
+    write_image(from_nehmap(labels, "brats2021"), case.grid, path, dtype=np.uint8)
+    return str(path.relative_to(truth))
 
 
 def _write_recurrence(

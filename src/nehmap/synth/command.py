@@ -97,6 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace OUT (and OUT_truth) when a previous nehmap synth run wrote them",
     )
+    parser.add_argument(
+        "--second-segmentation",
+        action="store_true",
+        help="also write a BraTS 2021-style second segmentation of each case (NEH called "
+        "edema, boundaries perturbed as another model's) under OUT_truth/second, the "
+        "--second input of nehmap derive-neh; pair it with --layout brats2018 or brats2020, "
+        "whose label files hold NEH in label 1 (NCR/NET)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             recurrence=args.recurrence,
             progress=not args.quiet,
             overwrite=args.overwrite,
+            second_segmentation=args.second_segmentation,
         )
     except (OutputError, ValueError) as exc:
         print(f"nehmap synth: error: {exc}", file=sys.stderr)
