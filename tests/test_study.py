@@ -111,6 +111,12 @@ def test_tiny_study_tables(reference_run):
     assert list(table1.columns) == ["metric", "ET", "TC", "WT"]
     for name in ("table3_intensity", "table4_mixed_models", "rcbv_summary", "rcbv_tests"):
         assert (tables / f"{name}.csv").is_file()
+    # H1 keeps large vessels (as the paper); the other way is the sensitivity table
+    both = pd.read_csv(tables / "rcbv_vessel_sensitivity.csv")
+    assert set(both["vessels"]) == {"kept", "excluded"}
+    primary = both[both.vessels == "kept"].drop(columns="vessels").reset_index(drop=True)
+    tests = pd.read_csv(tables / "rcbv_tests.csv")
+    pd.testing.assert_frame_equal(primary, tests, check_dtype=False)
     # the per-case agreement equals a direct evaluation of the segmentation outputs
     from nehmap.evaluate import evaluate_collections
 
@@ -223,6 +229,7 @@ null_n = 20
     assert analysed + h3["case"].str.startswith("RHUH").sum() >= 3
     html = result.report.read_text()
     assert "<html" in html and "Table 1" in html
+    assert "Sensitivity: large vessels." in html and "large vessels kept (primary)" in html
     # a rerun (everything cached) writes the same report, byte for byte
     again = run_study(StudyConfig.from_file(tmp / "study.toml"), progress=False)
     assert again.report.read_text() == html

@@ -122,3 +122,42 @@ def test_missing_segmentations_is_a_clear_error(planted, tmp, capsys):
         == 2
     )
     assert "no nehmap segment output" in capsys.readouterr().err
+
+
+def _brute_force_mean(cohort, seg, case_id, label, exclude_vessels):
+    """Mean rCBV of one label, computed here from the files: brain voxels with rCBV > 0,
+    optionally without those above the brain's 99th percentile."""
+    case = discover(cohort)[case_id]
+    rcbv = read_image(case.files["rcbv"]).array
+    t1 = read_image(case.files["t1"]).array
+    labels = read_image(seg / case_id / f"{case_id}_seg-paunet.nii.gz", dtype=None).array
+    from nehmap.io import load_case
+
+    brain = load_case(case, load_labels=False).brain_mask()
+    signal = brain & (rcbv > 0)
+    keep = signal.copy()
+    if exclude_vessels:
+        keep &= rcbv <= np.percentile(rcbv[signal], 99.0)
+    assert t1.shape == rcbv.shape
+    return float(rcbv[keep & (labels == label)].mean())
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_h1_keeps_large_vessels_unless_asked_and_writes_both_ways(planted, tmp, exclude):
+    cohort, seg = planted
+    out = tmp / "rcbv"
+    argv = ["validate", "rcbv", str(cohort), "--segmentations", str(seg), "-o", str(out)]
+    assert main([*argv, "--models", "paunet", *(["--exclude-vessels"] if exclude else [])]) == 0
+    cases = pd.read_csv(out / "rcbv_cases.csv")
+    case_id = sorted(cases["case"].unique())[0]
+    row = cases[(cases.case == case_id) & (cases.compartment == "ET")]
+    expected = _brute_force_mean(cohort, seg, case_id, 4, exclude_vessels=exclude)
+    assert row["mean"].item() == pytest.approx(expected, rel=1e-5)
+    # the other way is the sensitivity analysis, with the same tests
+    both = pd.read_csv(out / "rcbv_vessel_sensitivity.csv")
+    assert set(both.vessels) == {"kept", "excluded"}
+    primary = both[both.vessels == ("excluded" if exclude else "kept")].drop(columns="vessels")
+    tests = pd.read_csv(out / "rcbv_tests.csv")
+    np.testing.assert_allclose(primary["p"].to_numpy(), tests["p"].to_numpy())
+    other = both[both.vessels == ("kept" if exclude else "excluded")]
+    assert not np.allclose(other["statistic"].to_numpy(), tests["statistic"].to_numpy())

@@ -30,7 +30,8 @@ def _add_cohort_arguments(p: argparse.ArgumentParser) -> None:
         "--vessel-percentile",
         type=float,
         default=99.0,
-        help="exclude voxels above this percentile of the brain's rCBV (99)",
+        help="large vessels: voxels above this percentile of the brain's rCBV (99); left "
+        "out of H2 (as the paper), and of H1 only with --exclude-vessels",
     )
     p.add_argument(
         "--vessel-masks",
@@ -68,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models",
         help="comma-separated models of SEGDIR (default: all, plus the "
         "fused two-level map 'levels')",
+    )
+    p.add_argument(
+        "--exclude-vessels",
+        action="store_true",
+        help="leave large vessels out of H1 (default: keep them, as the paper does; the "
+        "other way is always written to rcbv_vessel_sensitivity.csv)",
     )
     p.set_defaults(_run=run_rcbv_command)
     p = sub.add_parser("rims", help=SUBCOMMANDS["rims"], description=SUBCOMMANDS["rims"])
@@ -122,6 +129,7 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
     return PerfusionSettings(
         vessel_percentile=args.vessel_percentile,
         vessel_masks=Path(args.vessel_masks) if args.vessel_masks else None,
+        h1_exclude_vessels=bool(getattr(args, "exclude_vessels", False)),
     )
 
 

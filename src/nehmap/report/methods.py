@@ -148,11 +148,22 @@ def intensity_text(config: StudyConfig) -> str:
 
 def rcbv_text(config: StudyConfig) -> str:
     """H1: rCBV per compartment (Figure 2, Table 5)."""
+    percentile = esc(f"{config.rcbv.vessel_percentile:g}")
+    if config.rcbv.exclude_vessels:
+        vessels = (
+            f"leaving out large vessels as the voxels above the {percentile}th percentile of "
+            "the brain's rCBV (the paper does this in H2 only; the analysis with them kept is "
+            "given as a sensitivity line)"
+        )
+    else:
+        vessels = (
+            "large vessels included, as in the paper, which leaves them out in H2 only (the "
+            f"analysis without the voxels above the {percentile}th percentile of the brain's "
+            "rCBV is given as a sensitivity line)"
+        )
     return (
         f"<b>H1: rCBV per compartment (Figure 2, Table 5).</b> rCBV was measured in brain "
-        f"voxels with perfusion signal (rCBV &gt; 0), leaving out large vessels as the voxels "
-        f"above the {esc(f'{config.rcbv.vessel_percentile:g}')}th percentile of the brain's "
-        f"rCBV. The per-case mean rCBV of ET, NEH, ED and NC was compared across cases per "
+        f"voxels with perfusion signal (rCBV &gt; 0), {vessels}. The per-case mean rCBV of ET, NEH, ED and NC was compared across cases per "
         f"model by a repeated-measures ANOVA over ET, NEH and ED (Greenhouse-Geisser "
         f"corrected p also given), Holm-corrected paired t-tests, and one-sided paired "
         f"tests of the expected order ET &gt; NEH &gt; ED; NC is described but not tested. "

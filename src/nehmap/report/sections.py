@@ -31,6 +31,7 @@ from nehmap.report.html import (
 )
 from nehmap.report.inputs import StudyInputs
 from nehmap.report.methods import config_html, methods_html, versions_html
+from nehmap.report.sensitivity import vessel_sensitivity_html
 
 if TYPE_CHECKING:
     from nehmap.study.config import StudyConfig
@@ -389,6 +390,12 @@ def rcbv_section(ctx: ReportContext) -> str:
         *_rcbv_figures(ctx),
         _table_or_note(ctx, "rcbv_summary", lambda f: _table5(ctx, f)),
         _csv_table(ctx, "rcbv_tests", "H1 tests per model"),
+        vessel_sensitivity_html(
+            ctx.inputs.table("rcbv_vessel_sensitivity"),
+            ctx.models,
+            "excluded" if ctx.config.rcbv.exclude_vessels else "kept",
+            ctx.config.rcbv.vessel_percentile,
+        ),
     ]
     return section("h1-rcbv", "H1: rCBV per compartment (Figure 2, Table 5)", parts)
 

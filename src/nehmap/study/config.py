@@ -59,7 +59,8 @@ tolerance_mm = 2.0
 normalise = "none"               # or "zscore"
 
 [rcbv]
-vessel_percentile = 99.0
+exclude_vessels = false          # H1 as the paper: all voxels; true leaves out large vessels
+vessel_percentile = 99.0         # large vessels: above this brain rCBV percentile (H2 always)
 
 [rims]
 et_model = "paunet"
@@ -128,6 +129,7 @@ class IntensityConfig:
 
 @dataclass
 class RcbvConfig:
+    exclude_vessels: bool = False
     vessel_percentile: float = 99.0
 
 

@@ -210,6 +210,7 @@ def run_study(
                     },
                     config.intensity.normalise,
                     config.rcbv.vessel_percentile,
+                    config.rcbv.exclude_vessels,
                     {
                         "et_model": config.rims.et_model,
                         "neh_model": config.rims.neh_model,

@@ -103,6 +103,7 @@ class MeasureTask:
     agreement: dict
     intensity_normalise: str
     vessel_percentile: float
+    h1_exclude_vessels: bool  # H1's primary analysis; the other way is the sensitivity one
     rims: dict
     perfusion_excluded: str  # non-empty: the reason this case is left out of H1/H2
     params_hash: str
@@ -150,20 +151,24 @@ def measure_step(task: MeasureTask) -> TaskResult:
         rows.append(t.assign(case=case_id, model=m))
     tables["intensity"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     if not task.perfusion_excluded and case.rcbv is not None:
+        # H2 always leaves out large vessels (as the paper); H1 does only when asked
         perf = perfusion_mask(
             case.rcbv, case.brain_mask(), vessel_percentile=task.vessel_percentile
         )
-        rows = []
-        for m, lab in labels.items():
-            if m == "fused":
-                continue
-            consensus = refs[m].scheme == CONSENSUS_SCHEME
-            rows.append(
-                compartment_rcbv(case.rcbv, lab, perf, consensus=consensus).assign(
-                    case=case_id, model=m
+        kept = perfusion_mask(case.rcbv, case.brain_mask(), vessel_percentile=None)
+        primary, other = (perf, kept) if task.h1_exclude_vessels else (kept, perf)
+        for name, mask in (("rcbv", primary), ("rcbv_alt", other)):
+            rows = []
+            for m, lab in labels.items():
+                if m == "fused":
+                    continue
+                consensus = refs[m].scheme == CONSENSUS_SCHEME
+                rows.append(
+                    compartment_rcbv(case.rcbv, lab, mask, consensus=consensus).assign(
+                        case=case_id, model=m
+                    )
                 )
-            )
-        tables["rcbv"] = pd.concat(rows, ignore_index=True)
+            tables[name] = pd.concat(rows, ignore_index=True)
         et_model, neh_model = task.rims["et_model"], task.rims["neh_model"]
         if et_model in labels and neh_model in labels and (labels[et_model] == 4).any():
             neh = labels[neh_model] == (1 if neh_model == "fused" else 3)
@@ -172,7 +177,7 @@ def measure_step(task: MeasureTask) -> TaskResult:
             ).assign(case=case_id)
     for name, table in tables.items():
         write_text_atomic(folder / f"{name}.csv", table.to_csv(index=False))
-    for stale in {"agreement", "intensity", "rcbv", "rims"} - set(tables):
+    for stale in {"agreement", "intensity", "rcbv", "rcbv_alt", "rims"} - set(tables):
         (folder / f"{stale}.csv").unlink(missing_ok=True)
     write_marker(
         marker, task.params_hash, tables=sorted(tables), note=task.perfusion_excluded or ""

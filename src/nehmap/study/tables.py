@@ -13,6 +13,7 @@ table4_mixed_models.csv         model, modality, estimate, se, z, F, df, p, ...
 rcbv_cases.csv                  case, model, compartment, mean, median, n_voxels
 rcbv_summary.csv                model, compartment, mean_of_means, sd, ... (Fig. 2, Table 5)
 rcbv_tests.csv                  model, test, a, b, statistic, df, p, p_adjusted, n, note
+rcbv_vessel_sensitivity.csv     vessels (kept/excluded), then as rcbv_tests: H1 both ways
 rims_cases.csv                  case, region, mean, median, n_voxels
 rims_summary.csv                region, mean_of_means, sd, n_cases (Figure 3)
 rims_tests.csv                  test, a, b, statistic, df, p, p_adjusted, n, note
@@ -55,7 +56,7 @@ def build_tables(
     """Compute and write every cohort table; returns name -> path of those written."""
     from nehmap.evaluate import NEH_COLUMNS, REGION_COLUMNS, paper_table, summarise
     from nehmap.validate.intensity import intensity_summary, intensity_tests
-    from nehmap.validate.rcbv import rcbv_summary, rcbv_tests
+    from nehmap.validate.rcbv import rcbv_summary, rcbv_tests, vessel_sensitivity
     from nehmap.validate.rims import rim_tests, rims_summary
 
     tables: dict[str, pd.DataFrame] = {}
@@ -77,6 +78,13 @@ def build_tables(
         tables["rcbv_cases"] = _front(rcbv, ["case", "model", "compartment"])
         tables["rcbv_summary"] = rcbv_summary(rcbv)
         tables["rcbv_tests"] = rcbv_tests(rcbv)
+        other = gather(measure, "rcbv_alt")
+        if len(other):
+            primary = "excluded" if config.rcbv.exclude_vessels else "kept"
+            alternative = "kept" if config.rcbv.exclude_vessels else "excluded"
+            tables["rcbv_vessel_sensitivity"] = vessel_sensitivity(
+                {primary: rcbv, alternative: other}
+            )
     rims = gather(measure, "rims")
     if len(rims):
         tables["rims_cases"] = _front(rims, ["case", "region"])

@@ -7,6 +7,7 @@ every case, and write tidy tables:
 ``rcbv_cases.csv``   case, model, compartment, mean, median, n_voxels
 ``rcbv_summary.csv`` model, compartment, mean_of_means, sd, median_of_means, n_cases
 ``rcbv_tests.csv``   model, test, a, b, statistic, df, p, p_adjusted, n, note
+``rcbv_vessel_sensitivity.csv``  vessels (kept/excluded), then as rcbv_tests: H1 both ways
 ``rims_cases.csv``   case, region (rim_2mm, rim_4mm, rim_6mm, NEH), mean, median, n_voxels
 ``rims_tests.csv``   test, a, b, statistic, df, p, p_adjusted, n, note
 ``excluded.csv``     case, reason
@@ -33,7 +34,13 @@ from nehmap.io.segmentations import (
 )
 from nehmap.validate.cohort import Selection
 from nehmap.validate.perfusion import DEFAULT_VESSEL_PERCENTILE, PerfusionMask, perfusion_mask
-from nehmap.validate.rcbv import CASE_COLUMNS, compartment_rcbv, rcbv_summary, rcbv_tests
+from nehmap.validate.rcbv import (
+    CASE_COLUMNS,
+    compartment_rcbv,
+    rcbv_summary,
+    rcbv_tests,
+    vessel_sensitivity,
+)
 from nehmap.validate.rims import DEFAULT_RIMS_MM, rim_rcbv, rim_tests, rims_summary
 
 GRID_TOLERANCE_MM = 1e-3
@@ -41,11 +48,17 @@ GRID_TOLERANCE_MM = 1e-3
 
 @dataclass
 class PerfusionSettings:
-    """Settings shared by H1 and H2."""
+    """Settings shared by H1 and H2.
+
+    H2 always leaves out large vessels (the paper). H1 keeps them unless
+    ``h1_exclude_vessels`` (the paper excludes them in H2 only); it is also computed the
+    other way, as a sensitivity analysis.
+    """
 
     vessel_percentile: float | None = DEFAULT_VESSEL_PERCENTILE
     vessel_masks: Path | None = None
     min_value: float = 0.0
+    h1_exclude_vessels: bool = False
 
 
 @dataclass
@@ -57,6 +70,7 @@ class CohortTables:
     excluded: pd.DataFrame
     summary: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)
+    sensitivity: pd.DataFrame | None = None
 
 
 def _segmentation_sources(segdir: Path, models: Sequence[str]) -> dict[str, dict[str, LabelMapRef]]:
@@ -135,9 +149,13 @@ def run_rcbv(
     settings = settings or PerfusionSettings()
     models = list(models or default_models(segdir))
     sources = _segmentation_sources(segdir, models)
-    rows = []
+    rows: list[pd.DataFrame] = []
+    other_rows: list[pd.DataFrame] = []
     for case in _iter_loaded(selection, progress, "rCBV per compartment"):
-        perf = _perfusion(case, settings)
+        excluded = _perfusion(case, settings)
+        kept = perfusion_mask(case.rcbv, case.brain_mask(), vessel_percentile=None,
+                              min_value=settings.min_value)  # fmt: skip
+        perf, other = (excluded, kept) if settings.h1_exclude_vessels else (kept, excluded)
         for model in models:
             ref = sources[model].get(case.case_id)
             if ref is None:
@@ -150,18 +168,27 @@ def run_rcbv(
             except NehmapInputError as exc:
                 selection.excluded.append({"case": case.case_id, "reason": str(exc)})
                 continue
-            table = compartment_rcbv(
-                case.rcbv, labels, perf, consensus=ref.scheme == CONSENSUS_SCHEME
-            )
-            table.insert(0, "model", model)
-            table.insert(0, "case", case.case_id)
-            rows.append(table)
+            consensus = ref.scheme == CONSENSUS_SCHEME
+            for mask, into in ((perf, rows), (other, other_rows)):
+                table = compartment_rcbv(case.rcbv, labels, mask, consensus=consensus)
+                table.insert(0, "model", model)
+                table.insert(0, "case", case.case_id)
+                into.append(table)
     cases = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=CASE_COLUMNS)
+    primary = "excluded" if settings.h1_exclude_vessels else "kept"
+    alternative = "kept" if settings.h1_exclude_vessels else "excluded"
+    sensitivity = (
+        vessel_sensitivity({primary: cases, alternative: pd.concat(other_rows, ignore_index=True)})
+        if rows
+        else None
+    )
     return CohortTables(
         cases,
         rcbv_tests(cases, models) if len(cases) else pd.DataFrame(),
         selection.excluded_table(),
         rcbv_summary(cases) if len(cases) else None,
+        extra={"h1_large_vessels": primary},
+        sensitivity=sensitivity,
     )
 
 
@@ -247,6 +274,9 @@ def write_tables(out: Path, prefix: str, tables: CohortTables, record: dict) -> 
         written.append(
             write_text_atomic(out / f"{prefix}_summary.csv", tables.summary.to_csv(index=False))
         )
+    if tables.sensitivity is not None:
+        path = out / f"{prefix}_vessel_sensitivity.csv"
+        written.append(write_text_atomic(path, tables.sensitivity.to_csv(index=False)))
     from nehmap.segmentation import software_versions
 
     record = {

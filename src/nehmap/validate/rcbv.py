@@ -19,7 +19,7 @@ Cohort statistics per model (:func:`rcbv_tests`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -183,3 +183,34 @@ def rcbv_summary(cases: pd.DataFrame) -> pd.DataFrame:
             "count": "n_cases",
         }
     )
+
+
+VESSEL_VARIANTS: tuple[str, ...] = ("kept", "excluded")
+"""H1's two ways with large vessels: ``kept`` (the paper) and ``excluded``."""
+
+
+def vessel_sensitivity(by_variant: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """H1's cohort tests with large vessels kept and excluded, side by side.
+
+    The paper leaves out large vessels in H2 only. Leaving them out of H1 too trims the
+    most perfused tissue, the enhancing tumour first, and pulls ET > NEH > ED towards no
+    difference; this table shows how much.
+
+    Args:
+        by_variant: ``"kept"`` and/or ``"excluded"`` -> per-case table (columns of
+            :data:`CASE_COLUMNS`) measured that way.
+
+    Returns:
+        :func:`rcbv_tests` rows of each variant with a leading ``vessels`` column.
+    """
+    frames = []
+    for variant in VESSEL_VARIANTS:
+        cases = by_variant.get(variant)
+        if cases is None or not len(cases):
+            continue
+        frames.append(rcbv_tests(cases).assign(vessels=variant))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    return table[["vessels", *[c for c in table.columns if c != "vessels"]]]
+
