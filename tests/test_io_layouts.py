@@ -38,6 +38,23 @@ def test_brats2018_nested_hgg_lgg(tmp):
     assert col.layout == "brats2021"
     assert col.ids == ["Brats18_2013_2_1", "Brats18_TCIA10_103_1"]
     assert all(c.complete for c in col)
+    # BraTS 2017-2020 label 1 is NCR/NET, not BraTS 2021's NCR: the scheme says which
+    assert {c.label_scheme for c in col} == {"brats2018"}
+
+
+def test_brats_release_told_per_case_from_the_ids(tmp):
+    for case_id in ("BraTS2021_00000", "BraTS20_Training_001", "mycase_07"):
+        _brats2021(tmp, case_id)
+    schemes = {c.case_id: c.label_scheme for c in discover(tmp)}
+    assert schemes == {
+        "BraTS2021_00000": "brats2021",
+        "BraTS20_Training_001": "brats2018",
+        "mycase_07": "brats",
+    }
+    # the three read alike: label 1 is NC, 2 ED, 4 ET
+    for case_id in schemes:
+        labels = load_case(discover(tmp)[case_id]).labels
+        assert set(np.unique(labels)) == {0, NC, ED, ET}
 
 
 def test_brats2020_uncompressed_and_misnamed_label(tmp):
