@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "consensus-dataset": "nehmap.commands.consensus_dataset",
     "export-nnunet": "nehmap.commands.export_nnunet",
     "import-nnunet": "nehmap.commands.import_nnunet",
+    "import-weights": "nehmap.commands.import_weights",
 }
 
 

@@ -35,6 +35,13 @@ EPA (efficient paired attention), C channels, h heads of width d = C / h:
   decay, see :meth:`UNETRPP.no_weight_decay`); attention dropout 0.1; the two branches
   are summed.
 
+``epa_layout`` says how the spatial branch's ``(B, h, N, d)`` output becomes
+``(B, N, C)``. ``"clean"`` (nehmap's default) concatenates the heads per token. The
+reference implementation (``"reference"``) permutes it to ``(B, d, h, N)`` and
+reshapes that memory to ``(B, N, C)``, which mixes tokens and channels; networks
+trained there (the public UNETR++ checkpoints) need it to give their outputs. The two
+layouts have the same parameters; only this reshape differs.
+
 The projection matrices and positional embeddings have N rows, so the weights are tied
 to ``patch_size``: the network refuses inputs of any other spatial size (use
 sliding-window inference with ``model.patch_size``).
@@ -51,15 +58,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nehmap.models.base import SegmentationNetwork, as_triple
 from nehmap.models.blocks import NORMS, OutputHead, ResidualBlock, halving_weights
+from nehmap.models.epa import EPA_LAYOUTS, EfficientPairedAttention, TransformerBlock  # noqa: F401
 from nehmap.models.registry import CONSENSUS_CLASSES, TISSUE_CLASSES, register
 
 
-def unetrpp_reference_config(n_classes: int = 5) -> dict[str, Any]:
+def unetrpp_reference_config(n_classes: int = 5, epa_layout: str = "clean") -> dict[str, Any]:
     """Constructor arguments of the UNETR++ tumour configuration (about 42.6 M parameters).
 
     Input 4 x 128^3, stem kernel/stride 4, features 32/64/128/256, 3 transformer blocks
@@ -81,6 +88,7 @@ def unetrpp_reference_config(n_classes: int = 5) -> dict[str, Any]:
         "highres_features": 16,
         "attn_dropout": 0.1,
         "conv_dropout": 0.1,
+        "epa_layout": epa_layout,
     }
 
 
@@ -97,8 +105,15 @@ UNETRPP_PRESETS: dict[str, dict[str, Any]] = {
         "highres_features": 8,
     },
     "paper": {k: v for k, v in unetrpp_reference_config().items() if k != "n_classes"},
+    "reference": {
+        k: v
+        for k, v in unetrpp_reference_config(epa_layout="reference").items()
+        if k != "n_classes"
+    },
 }
-"""Presets: ``demo`` trains on a CPU at 64^3; ``paper`` is the reference tumour model."""
+"""Presets: ``demo`` trains on a CPU at 64^3; ``paper`` is the tumour configuration with
+nehmap's clean EPA layout; ``reference`` is the same with the reference implementation's
+EPA layout, for its checkpoints (``nehmap import-weights``)."""
 
 
 def _per_stage(value: int | Sequence[int], n: int, what: str, minimum: int = 1) -> list[int]:
@@ -106,126 +121,6 @@ def _per_stage(value: int | Sequence[int], n: int, what: str, minimum: int = 1) 
     if len(items) != n or any(v < minimum for v in items):
         raise ValueError(f"{what} must be one int >= {minimum} or {n} of them, got {value!r}.")
     return items
-
-
-class EfficientPairedAttention(nn.Module):
-    """Efficient paired attention: channel and spatial attention with a shared q/k.
-
-    Parameters
-    ----------
-    n_tokens : int
-        Number of tokens N (voxels of the stage's grid); the spatial projection has N rows.
-    channels : int
-        Token width C (divisible by ``num_heads``).
-    proj_size : int
-        P, the number of projected tokens of the spatial branch.
-    num_heads : int
-        Number of heads h (head width d = C / h).
-    attn_dropout : float
-        Dropout on both attention matrices.
-
-    Shapes
-    ------
-    ``(B, N, C) -> (B, N, C)``. With ``return_attention=True`` also the channel
-    attention ``(B, h, d, d)`` and the spatial attention ``(B, h, N, P)``.
-    """
-
-    def __init__(
-        self,
-        n_tokens: int,
-        channels: int,
-        proj_size: int,
-        num_heads: int = 4,
-        attn_dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        if channels % num_heads:
-            raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads}).")
-        self.n_tokens = n_tokens
-        self.num_heads = num_heads
-        self.qkvv = nn.Linear(channels, 4 * channels, bias=False)
-        bound = 1.0 / math.sqrt(proj_size)
-        self.projection = nn.Parameter(torch.empty(n_tokens, proj_size).uniform_(-bound, bound))
-        self.temperature_channel = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.temperature_spatial = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.dropout_channel = nn.Dropout(attn_dropout)
-        self.dropout_spatial = nn.Dropout(attn_dropout)
-
-    def forward(
-        self, x: torch.Tensor, return_attention: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Attend; ``(B, N, C) -> (B, N, C)`` (plus the two attention maps if asked)."""
-        b, n, c = x.shape
-        if n != self.n_tokens:
-            raise ValueError(f"EPA built for {self.n_tokens} tokens got {n}.")
-        h = self.num_heads
-        # (B, N, 4C) -> 4 x (B, h, d, N)
-        q, k, v_c, v_s = self.qkvv(x).reshape(b, n, 4, h, c // h).permute(2, 0, 3, 4, 1)
-        k_proj = torch.matmul(k, self.projection)  # (B, h, d, P)
-        v_proj = torch.matmul(v_s, self.projection)  # (B, h, d, P)
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-
-        attn_c = (q @ k.transpose(-2, -1) * self.temperature_channel).softmax(dim=-1)
-        x_c = self.dropout_channel(attn_c) @ v_c  # (B, h, d, N)
-
-        attn_s = (q.transpose(-2, -1) @ k_proj * self.temperature_spatial).softmax(dim=-1)
-        x_s = self.dropout_spatial(attn_s) @ v_proj.transpose(-2, -1)  # (B, h, N, d)
-
-        out = x_c.permute(0, 3, 1, 2).reshape(b, n, c) + x_s.transpose(1, 2).reshape(b, n, c)
-        return (out, attn_c, attn_s) if return_attention else out
-
-
-class TransformerBlock(nn.Module):
-    """UNETR++ transformer block on a volume: EPA with layer scale, then a conv block.
-
-    Parameters
-    ----------
-    grid : tuple of 3 ints
-        Spatial size (D, H, W) of the volumes it takes; N = D * H * W tokens.
-    channels : int
-        Channels C.
-    proj_size : int
-        Spatial projection size P of the EPA.
-    num_heads : int
-        EPA heads.
-    attn_dropout : float
-        EPA attention dropout.
-    conv_dropout : float
-        Dropout3d before the final 1x1x1 convolution.
-
-    Shapes
-    ------
-    ``(B, C, D, H, W) -> (B, C, D, H, W)``.
-    """
-
-    def __init__(
-        self,
-        grid: tuple[int, int, int],
-        channels: int,
-        proj_size: int,
-        num_heads: int = 4,
-        attn_dropout: float = 0.1,
-        conv_dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        n_tokens = math.prod(grid)
-        self.norm = nn.LayerNorm(channels)
-        self.gamma = nn.Parameter(torch.full((channels,), 1e-6))
-        self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens, channels))
-        self.attention = EfficientPairedAttention(
-            n_tokens, channels, proj_size, num_heads, attn_dropout
-        )
-        self.conv_block = ResidualBlock(channels, channels, norm="batch")
-        self.conv_out = nn.Sequential(nn.Dropout3d(conv_dropout), nn.Conv3d(channels, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the block; ``(B, C, D, H, W) -> (B, C, D, H, W)``."""
-        b, c = x.shape[:2]
-        tokens = x.flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, C)
-        tokens = tokens + self.gamma * self.attention(self.norm(tokens))
-        vol = tokens.transpose(1, 2).reshape(x.shape)
-        return vol + self.conv_out(self.conv_block(vol))
 
 
 class UNETRPP(SegmentationNetwork):
@@ -267,6 +162,9 @@ class UNETRPP(SegmentationNetwork):
         Return multi-resolution logits in training mode.
     n_outputs : int
         Deep-supervision outputs including the full-resolution one (1 to S).
+    epa_layout : str
+        ``"clean"`` (default: heads concatenated) or ``"reference"`` (the reference
+        implementation's reshape, needed by its checkpoints; see the module docstring).
 
     Shapes
     ------
@@ -292,6 +190,7 @@ class UNETRPP(SegmentationNetwork):
         norm: str = "instance",
         deep_supervision: bool = True,
         n_outputs: int = 3,
+        epa_layout: str = "clean",
     ) -> None:
         super().__init__()
         feats = [int(f) for f in feature_sizes]
@@ -303,6 +202,10 @@ class UNETRPP(SegmentationNetwork):
             )
         if norm.lower() not in NORMS:
             raise ValueError(f"Unknown normalisation {norm!r}: use one of {', '.join(NORMS)}.")
+        if epa_layout not in EPA_LAYOUTS:
+            raise ValueError(
+                f"Unknown epa_layout {epa_layout!r}: use one of {', '.join(EPA_LAYOUTS)}."
+            )
         if not (0.0 <= attn_dropout <= 1.0 and 0.0 <= conv_dropout <= 1.0):
             raise ValueError("dropout rates must be between 0 and 1.")
         patch = as_triple(patch_size, "patch_size")
@@ -354,6 +257,7 @@ class UNETRPP(SegmentationNetwork):
             "norm": norm,
             "deep_supervision": deep_supervision,
             "n_outputs": n_out,
+            "epa_layout": epa_layout,
         }
         self.in_channels = in_channels
         self.n_classes = n_classes
@@ -366,7 +270,7 @@ class UNETRPP(SegmentationNetwork):
         def blocks(grid: tuple[int, ...], c: int, p: int, depth: int) -> nn.Sequential:
             return nn.Sequential(
                 *(
-                    TransformerBlock(grid, c, p, num_heads, attn_dropout, conv_dropout)  # type: ignore[arg-type]
+                    TransformerBlock(grid, c, p, num_heads, attn_dropout, conv_dropout, epa_layout)  # type: ignore[arg-type]
                     for _ in range(depth)
                 )
             )
