@@ -89,3 +89,52 @@ def test_smoothing_of_a_flat_layer_matches_the_analytic_values(thickness_mm):
         assert kept_mm == 0.0  # the centre stays just under 0.5: the mask loses the layer
     else:
         assert kept_mm == pytest.approx(thickness_mm, abs=2 * step)
+
+
+def _raters(seed=1, shape=(20, 22, 18)):
+    """A cube of truth and three raters of different sensitivity and specificity."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, bool)
+    truth[5:14, 6:15, 4:12] = True
+    masks = []
+    for sens, spec in ((0.9, 0.98), (0.7, 0.995), (0.95, 0.9)):
+        m = np.where(truth, rng.random(shape) < sens, rng.random(shape) > spec)
+        masks.append(m.astype(np.uint8))
+    return truth, masks
+
+
+def test_staple_equals_an_independent_em():
+    from staple_em import staple_em
+
+    truth, masks = _raters()
+    p = staple(masks)
+    np.testing.assert_allclose(p, staple_em(masks), atol=1e-5)
+    # STAPLE weighs the raters, unlike a vote: one "yes" counts more from the most
+    # specific rater (mask 1) than from the least specific one (mask 2)
+    only_2 = (masks[2] == 1) & (masks[0] == 0) & (masks[1] == 0)
+    only_1 = (masks[1] == 1) & (masks[0] == 0) & (masks[2] == 0)
+    assert p[only_2].max() < p[only_1].min()
+
+
+def test_staple_of_masks_that_all_agree_is_the_mask():
+    m = np.zeros((6, 6, 6), np.uint8)
+    np.testing.assert_array_equal(staple([m, m]), 0)
+    np.testing.assert_array_equal(staple([m + 1, m + 1]), 1)
+
+
+def test_fuse_neh_with_staple_smooths_the_staple_probability():
+    from staple_em import staple_em
+
+    truth, masks = _raters(2)
+    maps = [m.astype(np.float32) for m in masks]
+    spacing = (1.0, 1.2, 2.0)
+    c = fuse_neh(maps, spacing, fusion="staple", masks=masks)
+    np.testing.assert_allclose(c.raw, staple_em(masks), atol=1e-5)
+    np.testing.assert_allclose(c.probability, smooth(c.raw, spacing, 1.5), atol=1e-6)
+    np.testing.assert_array_equal(c.mask, c.probability >= 0.5)
+    with pytest.raises(ValueError, match="one binary NEH mask per model"):
+        fuse_neh(maps, spacing, fusion="staple")
+    with pytest.raises(ValueError, match="weights apply to the mean"):
+        fuse_neh(maps, spacing, fusion="staple", masks=masks, weights=[1, 1, 1])
+    with pytest.raises(ValueError, match="Unknown fusion 'vote'"):
+        fuse_neh(maps, spacing, fusion="vote")

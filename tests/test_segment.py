@@ -174,3 +174,63 @@ def test_run_checkpoints_of_one_name_are_fused_as_two_models(checkpoints, collec
     one = load_models([str(checkpoints / "tiny-paunet")])[0]
     with pytest.raises(ValueError, match="Two models are named tiny-paunet"):
         segment(case, [one, one])
+
+
+def test_segment_staple_fusion_is_staple_of_the_models_neh_masks(checkpoints, collection, tmp):
+    from staple_em import staple_em
+
+    case = load_case(discover(collection)["BraTS2021_00007"])
+    rng = np.random.default_rng(3)
+    external = {}
+    for name, shift in (("ext-a", 0), ("ext-b", 3)):
+        probs = np.zeros((5, *case.shape), np.float32)
+        probs[2] = 1.0
+        blob = np.zeros(case.shape, bool)
+        blob[8 + shift : 20 + shift, 9:24, 4:13] = True
+        blob ^= rng.random(case.shape) < 0.03
+        probs[2, blob], probs[3, blob] = 0.0, 1.0
+        external[name] = probs
+    models = load_models([str(checkpoints / "tiny-paunet")])
+    result = segment(case, models, external=external, fusion="staple", sigma_mm=0)
+    assert list(result.neh) == ["tiny-paunet", "ext-a", "ext-b"]
+    masks = [result.labels[n] == 3 for n in result.neh]
+    assert result.parameters["fusion"] == "staple"
+    # ITK stops its EM when the sensitivities and specificities change by < 1e-7
+    np.testing.assert_allclose(result.consensus.raw, staple_em(masks), atol=1e-3)
+    np.testing.assert_array_equal(result.consensus.probability, result.consensus.raw)
+    mean = segment(case, models, external=external, sigma_mm=0)
+    assert mean.parameters["fusion"] == "mean"
+    assert not np.allclose(mean.consensus.raw, result.consensus.raw)
+
+
+def test_segment_command_fusion_staple_is_recorded(checkpoints, collection, tmp, capsys):
+    out = tmp / "out"
+    models = ",".join(str(checkpoints / n) for n in ("tiny-paunet", "tiny-unetrpp"))
+    # a third rater (STAPLE's rates are not identifiable from two): an external map on
+    # the input grid, stored layout (X, Y, Z, 5), NEH in a box
+    probs = np.zeros((*SHAPE, 5), np.float32)
+    probs[..., 2] = 1.0
+    probs[6:20, 8:26, 4:14, 2], probs[6:20, 8:26, 4:14, 3] = 0.0, 1.0
+    nib.save(nib.Nifti1Image(probs, AFFINE), tmp / "ext.nii.gz")
+    ext = f"ext={tmp / 'ext.nii.gz'}:background,NC,ED,NEH,ET"
+    args = ["segment", str(collection), "-o", str(out), "--models", models, "--sigma-mm", "0"]
+    args += ["--external", ext]
+    assert main([*args, "--fusion", "staple"]) == 0
+    cid = "BraTS2021_00007"
+    folder = out / cid
+    record = json.loads((folder / f"{cid}_nehmap.json").read_text())
+    assert record["parameters"]["fusion"] == "staple"
+    from staple_em import staple_em
+
+    masks = [
+        np.asarray(nib.load(folder / f"{cid}_seg-{m}.nii.gz").dataobj) == 3
+        for m in ("tiny-paunet", "tiny-unetrpp", "ext")
+    ]
+    assert masks[2].sum() > 0
+    prob = np.asarray(nib.load(folder / f"{cid}_neh-prob.nii.gz").dataobj)
+    np.testing.assert_allclose(prob, staple_em(masks), atol=1e-3)
+    # a rerun with the mean reports the other fusion; weights do not go with STAPLE
+    assert main(args) == 0
+    assert "fusion differ" in capsys.readouterr().err
+    assert main([*args, "--fusion", "staple", "--weights", "1,2", "--overwrite"]) == 2
+    assert "--weights apply to --fusion mean only" in capsys.readouterr().err

@@ -12,8 +12,9 @@ For each model (a checkpoint with its model card):
    set everything outside the brain to background, and take labels by argmax.
 
 The models whose card uses nehmap's 4+1 labels are then fused (:mod:`nehmap.fusion`):
-the mean of their NEH probabilities, Gaussian-smoothed with sigma = 1.5 mm, thresholded
-at 0.5, with a two-level map and the models' disagreement. A consensus-family model
+the mean of their NEH probabilities (or, with ``fusion="staple"``, STAPLE of their NEH
+masks), Gaussian-smoothed with sigma = 1.5 mm, thresholded at 0.5, with a two-level map
+and the models' disagreement. A consensus-family model
 (``label_scheme = "neh-consensus"``: background, low-, high-probability NEH) is not part
 of the mean; its own two-level map is returned beside the fused one, as in the paper.
 """
@@ -43,6 +44,7 @@ from nehmap.preprocess import (
     resampled_shape,
     zscore_in_mask,
 )
+from nehmap.segment_settings import settings_differences, settings_record  # noqa: F401
 
 DEFAULT_MODELS: tuple[str, ...] = ("paunet", "unetrpp")
 """Shipped models used when none are named."""
@@ -242,6 +244,7 @@ def segment(
     sigma_mm: float = DEFAULT_SIGMA_MM,
     threshold: float = DEFAULT_THRESHOLD,
     low: float = DEFAULT_LOW,
+    fusion: str = "mean",
     progress: bool = False,
 ) -> Segmentation:
     """Segment a case with each model and fuse the NEH probabilities.
@@ -258,6 +261,8 @@ def segment(
             see :mod:`nehmap.io.external`) joining the fusion.
         weights: per-model weights of the consensus mean (models first, then externals).
         sigma_mm, threshold, low: fusion parameters (:func:`nehmap.fusion.fuse_neh`).
+        fusion: ``"mean"`` of the NEH probabilities (the paper) or ``"staple"`` of the
+            models' NEH masks (label map == NEH), before the same smoothing and threshold.
 
     Returns:
         :class:`Segmentation`.
@@ -306,6 +311,8 @@ def segment(
             sigma_mm=sigma_mm,
             threshold=threshold,
             low=low,
+            fusion=fusion,
+            masks=[result.labels[name] == NEH for name in result.neh],
         )
     result.parameters = {
         "models": {m.name: str(m.source) for m in loaded if m is not None},
@@ -319,46 +326,10 @@ def segment(
             low=low,
             mirror=mirror,
             overlap=overlap,
+            fusion=fusion,
         ),
     }
     return result
-
-
-def settings_record(
-    models: Sequence[LoadedModel],
-    external: Sequence[str],
-    *,
-    weights: Sequence[float] | None,
-    sigma_mm: float,
-    threshold: float,
-    low: float,
-    mirror: bool,
-    overlap: float,
-) -> dict:
-    """The settings that decide a case's outputs, as kept in its JSON record: the models
-    (by output name, with the sha256 of their weights), external maps and fusion
-    parameters. A rerun compares them to find outputs made with other settings."""
-    return {
-        "model_sha256": {m.name: getattr(m.card, "weights_sha256", None) for m in models},
-        "external": sorted(external),
-        "weights": list(weights) if weights is not None else None,
-        "sigma_mm": sigma_mm,
-        "threshold": threshold,
-        "low": low,
-        "mirror": mirror,
-        "overlap": overlap,
-    }
-
-
-def settings_differences(out_dir: str | Path, case_id: str, settings: dict) -> list[str]:
-    """Names of the ``settings`` (:func:`settings_record`) that differ from those in the
-    case's record, e.g. ``["model_sha256", "sigma_mm"]``; empty when they agree."""
-    path = Path(out_dir) / case_id / f"{case_id}_nehmap.json"
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("parameters", {})
-    except (OSError, ValueError, AttributeError):
-        return ["record"]
-    return [key for key, value in settings.items() if recorded.get(key) != value]
 
 
 # ----------------------------------------------------------------------------- writing

@@ -29,6 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'nnunet=/preds/{case}.npz:background,ED,NC,ET' ({case} is replaced by the case id; "
         "LABELS is the nehmap label of each channel in order)",
     )
+    parser.add_argument(
+        "--fusion",
+        choices=("mean", "staple"),
+        default="mean",
+        help="how the models' NEH outputs are combined before smoothing and threshold: "
+        "'mean' of their NEH probabilities (default, the paper's consensus) or 'staple' "
+        "(STAPLE of their NEH masks, each model weighted by its estimated sensitivity and "
+        "specificity); recorded in each case's JSON record",
+    )
     parser.add_argument("--weights", help="comma-separated weights of the consensus mean")
     parser.add_argument("--sigma-mm", type=float, default=1.5, help="Gaussian sigma in mm (1.5)")
     parser.add_argument("--threshold", type=float, default=0.5, help="NEH threshold (0.5)")
@@ -78,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         external = _parse_external(args.external)
         weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+        if weights is not None and args.fusion == "staple":
+            raise ValueError("--weights apply to --fusion mean only; STAPLE weighs the models.")
         collection = discover(args.input, layout=args.layout)
         models = load_models(args.models.split(",") if args.models else None, args.device)
     except (NehmapInputError, ValueError) as exc:
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         low=args.low,
         mirror=args.tta,
         overlap=args.overlap,
+        fusion=args.fusion,
     )
     todo = [c for c in collection if args.overwrite or not is_complete(out, c.case_id)]
     skipped = len(collection) - len(todo)
@@ -135,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 sigma_mm=args.sigma_mm,
                 threshold=args.threshold,
                 low=args.low,
+                fusion=args.fusion,
                 progress=sys.stderr.isatty(),
             )
             write_segmentation(result, case, out, save_probabilities=args.save_probabilities)
