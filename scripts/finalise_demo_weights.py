@@ -30,12 +30,17 @@ MODELS = ("paunet", "unetrpp", "unetrpp-consensus")
 SIGMAS_MM = (0.0, 0.75, 1.5)
 THRESHOLDS = (0.3, 0.4, 0.5)
 DESCRIPTIONS = {
-    "paunet": "PAUNet (demo size): 3D residual U-Net with attention-gated skips and a "
-    "full-resolution branch; 5 classes (background, NC, ED, NEH, ET).",
-    "unetrpp": "UNETR++ (demo size): efficient paired-attention transformer U-Net; 5 classes "
+    "paunet": "PAUNet (demo size), nehmap's reconstruction of the paper's PAUNet (the paper"
+    " publishes neither its sizes nor its code): 3D residual U-Net with "
+    "attention-gated (filtered) skip connections and a high-resolution branch, "
+    "residual blocks on the raw input at full resolution that are never down-"
+    "sampled and join the last decoder level (unlike a decoding branch, which "
+    "upsamples encoder features); 5 classes (background, NC, ED, NEH, ET).",
+    "unetrpp": "UNETR++ (demo size): efficient paired-attention transformer U-Net, nehmap's "
+    "clean EPA layout (heads concatenated; epa_layout in config); 5 classes "
     "(background, NC, ED, NEH, ET).",
-    "unetrpp-consensus": "UNETR++ consensus model (demo size), trained on the two-level fused "
-    "NEH map of PAUNet and UNETR++; 3 classes (background, NEH-low, NEH-high).",
+    "unetrpp-consensus": "UNETR++ consensus model (demo size), trained on the two-level fused NEH map "
+    "of PAUNet and UNETR++; 3 classes (background, NEH-low, NEH-high).",
 }
 
 
