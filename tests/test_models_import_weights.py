@@ -349,6 +349,23 @@ def test_unreadable_or_foreign_files_are_refused(tmp_path) -> None:
         read_nnunet_v1_state_dict(tmp_path / "missing.model")
 
 
+def test_numpy_1_pickles_are_read(tmp_path) -> None:
+    """nnU-Net v1 ran on numpy 1, whose scalars pickle as numpy.core.multiarray.scalar."""
+    import zipfile
+
+    new = tmp_path / "numpy2.model"
+    _save_model_file({"w": torch.arange(3.0)}, new)
+    old = tmp_path / "numpy1.model"
+    with zipfile.ZipFile(new) as zin, zipfile.ZipFile(old, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("data.pkl"):
+                assert b"numpy._core.multiarray" in data
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            zout.writestr(item, data)
+    torch.testing.assert_close(read_nnunet_v1_state_dict(old)["w"], torch.arange(3.0))
+
+
 def test_ddp_prefix_is_removed(reference, tmp_path) -> None:
     _, net, _, _ = reference
     path = tmp_path / "ddp.model"
@@ -356,7 +373,7 @@ def test_ddp_prefix_is_removed(reference, tmp_path) -> None:
     assert set(read_nnunet_v1_state_dict(path)) == set(net.state_dict())
 
 
-def test_python_api_imports_into_a_consensus_network(reference, tmp_path) -> None:
+def test_python_api_refuses_other_class_counts_and_architectures(reference, tmp_path) -> None:
     path, _, _, _ = reference
     with pytest.raises(WeightsImportError, match=r"'out1\.conv\.conv\.weight' has shape"):
         import_unetrpp_weights(

@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "load_checkpoint": "nehmap.models.checkpoint",
     "read_card": "nehmap.models.checkpoint",
     "checkpoint_paths": "nehmap.models.checkpoint",
+    "import_unetrpp_weights": "nehmap.models.import_weights",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -72,7 +72,9 @@ def unetrpp_reference_config(n_classes: int = 5, epa_layout: str = "clean") -> d
     Input 4 x 128^3, stem kernel/stride 4, features 32/64/128/256, 3 transformer blocks
     per stage and decoder level, 4 heads, projection sizes 64/64/64/32, 16 features at
     full resolution. The original has 4 outputs (background + 3 BraTS regions); nehmap's
-    default is 5 (background, NC, ED, NEH, ET).
+    default is 5 (background, NC, ED, NEH, ET). ``epa_layout="reference"`` gives the
+    reference implementation's EPA reshape (for its checkpoints); nehmap's default is
+    ``"clean"``.
     """
     return {
         "in_channels": 4,
