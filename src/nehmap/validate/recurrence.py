@@ -560,14 +560,20 @@ class RecurrenceRun:
 
 
 def resolve_maps(
-    seg_dir: str | Path, case_id: str, model: str | None, role: str
+    seg_dir: str | Path,
+    case_id: str,
+    model: str | None,
+    role: str,
+    core_model: str | None = None,
 ) -> dict[str, Path]:
     """The maps of one scan: ``labels`` (a nehmap label map) and, pre-operatively, ``neh``.
 
     On ``nehmap segment`` output (``<dir>/<case>/<case>_seg-*.nii.gz``):
 
-    * the label map is ``model``'s when a network is named, else
-      :data:`DEFAULT_ET_MODEL`'s when present, else the only network's with nehmap labels;
+    * the label map is ``model``'s when a network is named, else ``core_model``'s when
+      given and present, else :data:`DEFAULT_ET_MODEL`'s (``unetrpp``), else the one
+      network of the UNETR++ family (a name containing ``unetrpp``, not the consensus
+      network), else the only network with nehmap labels;
     * pre-operatively (``role="preop"``), with ``model`` None or ``"fused"``, the pNEH is
       the fused consensus mask ``<case>_neh-mask.nii.gz`` (the paper's pNEH is the
       consensus) when present; a named network gives its own NEH (label 3).
@@ -581,6 +587,8 @@ def resolve_maps(
     model : str or None
         Network name, ``"fused"`` (pre-operative only) or None.
     role : {"preop", "recurrence"}
+    core_model : str, optional
+        Network for the label map when ``model`` is None or ``"fused"``.
 
     Returns
     -------
@@ -632,8 +640,13 @@ def resolve_maps(
         out["labels"] = find_segmentation(seg_dir, case_id, model)
         return out
     usable = [m for m in networks if _model_scheme(folder, case_id, m) == "nehmap"]
-    if DEFAULT_ET_MODEL in usable:
+    family = [m for m in usable if DEFAULT_ET_MODEL in m and "consensus" not in m]
+    if core_model and core_model in usable:
+        chosen = core_model
+    elif DEFAULT_ET_MODEL in usable:
         chosen = DEFAULT_ET_MODEL
+    elif len(family) == 1:
+        chosen = family[0]
     elif len(usable) == 1:
         chosen = usable[0]
     else:
@@ -654,6 +667,7 @@ def load_scan(
     model: str | None,
     modalities: Sequence[str],
     role: str = "preop",
+    core_model: str | None = None,
 ) -> tuple:
     """(Scan, Case, maps used) of one time point (see :func:`resolve_maps`)."""
     from nehmap.errors import CaseError
@@ -661,7 +675,7 @@ def load_scan(
     from nehmap.labels import unexpected_values
 
     case = load_case(files, load_labels=False, load_rcbv=False)
-    maps = resolve_maps(seg_dir, case.case_id, model, role)
+    maps = resolve_maps(seg_dir, case.case_id, model, role, core_model)
     arrays = {}
     for key, seg_path in maps.items():
         seg = read_image(seg_path, dtype=None, kind="label map")
