@@ -58,6 +58,7 @@ from nehmap.validate.chance import (
     CONTROL_MAX_OVERLAP,
     matched_placements,
     peritumoral_domain,
+    scale_to_volume,
     spin_placements,
 )
 from nehmap.validate.recurrence_metrics import FAMILY_METRICS, METRICS, CaseExcluded, EdgePanel
@@ -127,6 +128,8 @@ def simulate_patient(seed: int, anatomy, params, null_n: int, recurrences: int) 
             row: dict = {}
             for model, flats in nulls.items():
                 records = panel.values_many(flats)
+                if model == "matched":
+                    records = scale_to_volume(records, a_flat.size, panel.n_b, panel.voxel_mm3)
                 ranks = [
                     _rank(observed[j], records[:, j], m.agreement) for j, m in enumerate(METRICS)
                 ]
@@ -145,20 +148,22 @@ def simulate_patient(seed: int, anatomy, params, null_n: int, recurrences: int) 
 def _sign_flip_p(x: np.ndarray, greater: np.ndarray, flips: int, rng) -> np.ndarray:
     """One-sided Monte Carlo sign-flip p-values of the means of the rows of ``x``.
 
-    ``x`` (cohorts, n) holds deviations from the baseline; NaN rows give NaN.
-    ``greater`` (bool per row) picks the direction.
+    ``x`` (cohorts, n) holds deviations from the baseline; NaN values are omitted (as
+    :func:`nehmap.validate.recurrence_tests.cohort_tests` does; a zero deviation does not
+    change under a sign flip), and rows with fewer than 5 values give NaN. ``greater``
+    (bool per row) picks the direction.
     """
     n = x.shape[1]
     signs = rng.choice(np.array([-1.0, 1.0]), size=(flips, n))
     filled = np.nan_to_num(x)
-    t = filled.mean(axis=1)
-    t_star = filled @ signs.T / n  # (cohorts, flips)
+    t = filled.sum(axis=1)
+    t_star = filled @ signs.T  # (cohorts, flips); sums, the mean's order
     tol = 1e-9 * np.abs(filled).sum(axis=1)
     hit = np.where(
         greater[:, None], t_star >= t[:, None] - tol[:, None], t_star <= t[:, None] + tol[:, None]
     )
     p = (hit.sum(axis=1) + 1) / (flips + 1)
-    p[np.isnan(x).any(axis=1)] = np.nan
+    p[np.isfinite(x).sum(axis=1) < 5] = np.nan
     return p
 
 
@@ -200,6 +205,7 @@ def run_cohorts(pool: list[dict], sizes, cohorts: int, flips: int, seed: int) ->
                 picks.append(slots)
             for model, test, key, baseline in _plans():
                 p_all = np.full((cohorts, len(METRICS)), np.nan)
+                used = np.full(len(METRICS), float(n))
                 for j, spec in enumerate(METRICS):
                     if test == "paper" and spec.name == "mean_edge_distance":
                         continue
@@ -214,12 +220,14 @@ def run_cohorts(pool: list[dict], sizes, cohorts: int, flips: int, seed: int) ->
                     else:
                         greater = np.ones(cohorts, bool)
                     p_all[:, j] = _sign_flip_p(x, greater, flips, rng)
+                    used[j] = float(np.isfinite(x).sum(axis=1).mean())
                 for j, spec in enumerate(METRICS):
                     if np.isnan(p_all[:, j]).all():
                         continue
                     valid = np.isfinite(p_all[:, j])
                     k = int((p_all[valid, j] < 0.05).sum())
-                    rows.append(_row(model, test, spec.name, scenario, n, k, int(valid.sum())))
+                    row = _row(model, test, spec.name, scenario, n, k, int(valid.sum()))
+                    rows.append(row | {"mean_patients_used": used[j]})
                 family = p_all[:, FAMILY]
                 adjusted = np.vstack([holm(r) for r in family])
                 reject = np.nanmin(np.where(np.isnan(adjusted), 1.0, adjusted), axis=1) < 0.05
@@ -268,8 +276,8 @@ def markdown(rows: list[dict], sizes) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pool", type=int, default=48, help="synthetic patients (48)")
-    parser.add_argument("--recurrences", type=int, default=5, help="per patient and origin (5)")
+    parser.add_argument("--pool", type=int, default=56, help="synthetic patients (56)")
+    parser.add_argument("--recurrences", type=int, default=10, help="per patient and origin (10)")
     parser.add_argument("--null-n", type=int, default=100, help="placements per model (100)")
     parser.add_argument("--cohorts", type=int, default=200, help="cohorts per cell (200)")
     parser.add_argument("--sizes", default="12,24,40", help="cohort sizes (12,24,40)")
@@ -298,6 +306,16 @@ def main(argv: list[str] | None = None) -> int:
             pool.append(patient)
         print(f"patient {i}: pool {len(pool)} ({time.time() - started:.0f} s)", file=sys.stderr)
     rows = run_cohorts(pool, sizes, args.cohorts, args.flips, args.seed + 1)
+    pool_ranks = {
+        f"{model} {origin}": {
+            spec.name: float(
+                np.nanmean([r[model]["rank"][j] for patient in pool for r in patient[origin]])
+            )
+            for j, spec in enumerate(METRICS)
+        }
+        for model in ("matched", "brain", "spin")
+        for origin in ORIGINS
+    }
     table = markdown(rows, sizes)
     print(table)
     record = {
@@ -309,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1),
         "alpha": 0.05,
         "primary": {"chance_model": "matched", "test": "chance_rank", "metric": "any (Holm)"},
+        "pool_mean_rank": pool_ranks,
         "rows": rows,
         "markdown": table,
     }

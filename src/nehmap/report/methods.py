@@ -185,8 +185,9 @@ def recurrence_text(config: StudyConfig) -> str:
         f"<b>H3: pre-operative NEH and recurrence (Tables 6-7, Figure 4).</b> Each "
         f"pre-operative scan was registered onto the recurrence scan of the same patient "
         f"with ANTs (<code>preset = {esc(c.preset)}</code>: {preset}; {esc(c.threads)} "
-        f"thread(s)), and the pre-operative NEH (pNEH) of {esc(model_label(c.preop_model))} "
-        f"was warped onto the recurrence grid with nearest-label interpolation. Against the "
+        f"thread(s)), and the pre-operative NEH (pNEH) of {_pneh_source(c)} and its tumour "
+        f"core (ET + NC) were warped onto the recurrence grid with nearest-label "
+        f"interpolation. Against the "
         f"enhancing tumour of the recurrence segmented by "
         f"{esc(model_label(c.recurrence_model))} (label 4), the spatial metrics "
         f"MeanEdgeDistance, FractionNearEdge, VolumeContainment and FractionInside were "
@@ -198,6 +199,16 @@ def recurrence_text(config: StudyConfig) -> str:
         f"p-values were Holm-adjusted per chance model and test; tests with fewer than 5 "
         f"usable subjects were not computed."
     )
+
+
+def _pneh_source(c: Any) -> str:
+    """Which map gave the pNEH (and the tumour core), for the methods text."""
+    if c.preop_model == "fused":
+        return (
+            f"the fused NEH mask (<code>&lt;case&gt;_neh-mask</code>, the consensus; tumour "
+            f"core from {esc(model_label(c.recurrence_model))})"
+        )
+    return esc(model_label(c.preop_model))
 
 
 def _chance_text(c: Any) -> str:

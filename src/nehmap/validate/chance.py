@@ -18,7 +18,9 @@ then compared with its placements (expectation, ratio, one-sided p, chance rank)
     hold NEH. It is kept when its distinct voxels make up at least ``min_inside`` (80 %)
     of the pNEH's volume (voxels can merge where the band is narrower, or drop where it
     is cut by a ventricle or the brain's edge) and its 10th, 50th and 90th distance
-    percentiles stay within the tolerance of the pNEH's.
+    percentiles stay within the tolerance of the pNEH's. A placement's VolumeContainment
+    is its overlap per voxel times the pNEH's voxel count (:func:`scale_to_volume`), so
+    that a placement that lost voxels is not counted as worse for its size alone.
 
     The question it answers is the one H3 asks: *is the pNEH nearer to the recurrence
     than other tissue equally near the tumour?* Recurrences arise at the resection
@@ -73,6 +75,7 @@ __all__ = [
     "dark_csf",
     "matched_placements",
     "peritumoral_domain",
+    "scale_to_volume",
 ]
 
 Chance = Literal["matched", "brain", "spin"]
@@ -138,6 +141,33 @@ def peritumoral_domain(
 # --------------------------------------------------------------------------- placements
 
 
+def scale_to_volume(records: np.ndarray, n_a: int, n_b: int, voxel_mm3: float) -> np.ndarray:
+    """The volume metrics of placements rescaled to the pNEH's volume.
+
+    A matched placement may hold fewer voxels than the pNEH (merged or dropped voxels);
+    its overlap with the recurrence is taken per voxel (its FractionInside) times the
+    pNEH's voxel count, so that a smaller placement does not look worse by its size
+    alone. Rows of :meth:`EdgePanel.values_many`; columns 2 (VolumeContainment, mm^3)
+    and 3 (its fraction of the smaller region) are replaced.
+
+    Parameters
+    ----------
+    records : numpy.ndarray, shape (n, len(METRICS))
+    n_a, n_b : int
+        Voxels of the pNEH and of the recurrence ET.
+    voxel_mm3 : float
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, len(METRICS))
+    """
+    out = np.array(records, dtype=float, copy=True)
+    inside = out[:, 4]
+    out[:, 2] = inside * n_a * voxel_mm3
+    out[:, 3] = inside * n_a / max(min(n_a, n_b), 1)
+    return out
+
+
 @dataclass
 class MatchedPlacements:
     """Distance-matched placements of pNEH (see the module documentation).
@@ -199,8 +229,9 @@ def matched_placements(
         voxel side)``.
     min_inside : float, default 0.8
         Distinct voxels of a placement, as a share of the pNEH's voxels.
-    max_attempts : int, default 40
-        Rotations tried per placement wanted, at most.
+    max_attempts : int, default 20
+        Rotations tried per placement wanted, at most; the search also stops after
+        ``2 n`` rotations when fewer than 1 in 100 fitted.
     min_found : int, optional
         Fewest placements accepted before giving up; default ``max(10, n // 10)``.
 
@@ -266,6 +297,8 @@ def matched_placements(
     overlap: list[float] = []
     attempts = 0
     while len(flats) < n and attempts < max_attempts * n:
+        if attempts >= 2 * n and len(flats) * 100 < attempts:
+            break  # fewer than 1 in 100 rotations fit: hopeless, stop early
         attempts += 1
         rot = Rotation.random(random_state=rng).as_matrix()
         query = np.column_stack([scale * (a_dir @ rot.T), a_dist])
@@ -435,7 +468,9 @@ def chance_comparison(
             raise ValueError("the matched chance model needs core (the tumour core or cavity)")
         dom = domain if domain is not None else peritumoral_domain(brain_, core)
         placed = matched_placements(a, core, dom, sp, n, np.random.default_rng(seed))
-        records = panel.values_many(placed.flats)
+        records = scale_to_volume(
+            panel.values_many(placed.flats), int(a.sum()), panel.n_b, panel.voxel_mm3
+        )
         is_control = placed.overlap <= CONTROL_MAX_OVERLAP
         control_records = records[is_control]
         if controls_out is not None:
