@@ -26,7 +26,7 @@ controls vs 0) and ``paper`` (brain: chance ratio vs 1, as the paper; not for th
 degenerate raw distance). "any (Holm)" rejects when any of the four paper metrics has a
 Holm-adjusted p below alpha: the decision rule of the primary test.
 
-Run (about 10 minutes on one core; niced, in the background)::
+Run (about 15 minutes on one shared core; niced, in the background)::
 
     nice -n 10 python benchmarks/bench_h3_calibration.py --out benchmarks/results/h3_calibration.json
 
@@ -276,8 +276,8 @@ def markdown(rows: list[dict], sizes) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pool", type=int, default=56, help="synthetic patients (56)")
-    parser.add_argument("--recurrences", type=int, default=10, help="per patient and origin (10)")
+    parser.add_argument("--pool", type=int, default=40, help="synthetic patients (40)")
+    parser.add_argument("--recurrences", type=int, default=6, help="per patient and origin (6)")
     parser.add_argument("--null-n", type=int, default=100, help="placements per model (100)")
     parser.add_argument("--cohorts", type=int, default=200, help="cohorts per cell (200)")
     parser.add_argument("--sizes", default="12,24,40", help="cohort sizes (12,24,40)")

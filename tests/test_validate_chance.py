@@ -278,3 +278,16 @@ def test_matched_test_is_silent_when_h3_is_false_and_finds_it_when_true():
     # alpha 0.05 with 40 cohorts: 2 expected; 7 or more has probability about 0.01
     assert rejections["false"] <= 6
     assert rejections["true"] >= 34
+
+
+def test_dark_csf_finds_ventricles_but_not_tumour():
+    from nehmap.synth import generate_case
+    from nehmap.synth.anatomy import load_anatomy
+    from nehmap.validate.chance import dark_csf
+
+    case = generate_case(1, spacing=3.0)
+    csf = dark_csf(case.images["t1"], case.brain_mask)
+    ventricles = load_anatomy(3.0).ventricles
+    assert (csf & ventricles).sum() >= 0.4 * ventricles.sum()
+    assert not (csf & (case.labels == 3)).any() and not (csf & (case.labels == 2)).any()
+    assert csf.sum() < 0.1 * case.brain_mask.sum() and not (csf & ~case.brain_mask).any()

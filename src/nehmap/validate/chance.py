@@ -93,20 +93,10 @@ PROFILE_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 
 
 def dark_csf(t1: np.ndarray, brain: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    """Cerebrospinal fluid (ventricles, sulci, cavity) as the brain's T1-dark voxels.
-
-    Parameters
-    ----------
-    t1 : numpy.ndarray, shape (X, Y, Z)
-        T1-weighted image (CSF dark).
-    brain : numpy.ndarray of bool, same shape
-    fraction : float, default 0.5
-        Voxels darker than ``fraction`` times the brain's median T1 count as CSF.
-
-    Returns
-    -------
-    numpy.ndarray of bool
-        The CSF estimate (inside the brain).
+    """CSF (ventricles, sulci, cavity): brain voxels darker on T1 than ``fraction`` times
+    the brain's median T1. ``t1`` and ``brain`` share one shape (X, Y, Z); returns bool.
+    On synthetic cases it finds about half of the ventricles (their partial-volume rim
+    is left) and no tumour tissue (tests/test_validate_chance.py).
     """
     brain = np.asarray(brain, dtype=bool)
     values = np.asarray(t1, dtype=np.float32)
