@@ -28,11 +28,12 @@ Holm-adjusted p below alpha: the decision rule of the primary test.
 
 Run (about 15 minutes on one shared core; niced, in the background)::
 
-    nice -n 10 python benchmarks/bench_h3_calibration.py --out benchmarks/results/h3_calibration.json
+    nice -n 10 python benchmarks/bench_h3_calibration.py \
+        --out src/nehmap/report/data/h3_calibration.json
 
-The JSON it writes (rates with Wilson 95 % intervals) is what ``docs/method.md`` shows
-and what the report's H3 section quotes (``nehmap.report`` reads
-``src/nehmap/report/data/h3_calibration.json``; copy it there after a new run).
+The JSON it writes (rates with Wilson 95 % intervals, the markdown table) is what
+``docs/method.md`` shows and what the report's H3 section quotes (read from the package,
+never recomputed when a report is built).
 """
 
 from __future__ import annotations
