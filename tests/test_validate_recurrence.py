@@ -132,8 +132,12 @@ def test_cohort_tests_name_each_test_and_flag_the_degenerate_one():
     fi = table[table["metric"] == "fraction_inside"].set_index("test")
     assert fi.loc["chance_ratio", "alternative"] == "greater"
     assert fi.loc["chance_ratio", "n"] == 4 and fi.loc["chance_ratio", "n_omitted"] == 1
-    assert "without a ratio" in fi.loc["chance_ratio", "note"]
-    assert (table["method"] == "exact").all()
+    # fewer than 5 usable patients: not computed, said so, never p = 1
+    assert fi.loc["chance_ratio", "method"] == "not computed"
+    assert math.isnan(fi.loc["chance_ratio", "p_value"])
+    assert "at least 5" in fi.loc["chance_ratio", "note"]
+    computed = table[table["method"] != "not computed"]
+    assert (computed["method"] == "exact").all() and len(computed) == 7
     assert table.loc[table["test"] == "chance_rank", "p_greater"].max() == pytest.approx(1 / 32)
     summary = cohort_summary(_fake_cases(values, ratios))
     raw = summary[(summary["metric"] == "mean_edge_distance") & (summary["scale"] == "raw")]
@@ -271,14 +275,22 @@ def test_command_writes_tables_masks_and_record(cohort):
         assert column in cases.columns
     for column in ("brain_dice", "jacobian_min", "jacobian_max", "registration_flag"):
         assert column in cases.columns
-    assert cases["case"].nunique() == 2 and len(cases) == 2 * len(METRICS)
+    # default chance models: matched (primary) and brain (as the paper)
+    assert cases["case"].nunique() == 2 and len(cases) == 2 * 2 * len(METRICS)
+    assert set(cases["chance_model"]) == {"matched", "brain"}
+    assert cases.loc[cases["chance_model"] == "matched", "n_controls"].notna().all()
     for column in ("metric", "test", "observed_mean", "null_mean", "p_greater", "p_two_sided"):
         assert column in tests.columns
-    assert set(tests["test"]) == {"paper", "chance_ratio", "chance_rank"}
-    # every included patient enters the rank tests; a ratio is missing where chance never
-    # overlapped the recurrence (expectation 0)
+    assert set(tests["test"]) == {"paper", "chance_ratio", "chance_rank", "matched_control"}
+    assert set(tests.loc[tests["test"] == "paper", "chance_model"]) == {"brain"}
+    primary = tests[tests["primary"]]
+    assert set(primary["chance_model"]) == {"matched"} and set(primary["test"]) == {"chance_rank"}
+    assert len(primary) == 4  # the four paper metrics
+    # two patients: every test is reported as not computed, with the reason (never p = 1)
     assert (tests.loc[tests["test"] == "chance_rank", "n"] == 2).all()
     assert (tests["n"] + tests["n_omitted"] == 2).all()
+    assert tests["p_value"].isna().all() and (tests["method"] == "not computed").all()
+    assert tests["note"].str.contains("at least 5").all()
     assert len(excluded) == 1 and "no enhancing tumour" in excluded["reason"].item()
     for subject in cases["case"].unique():
         mask = nib.load(out / "warped" / f"{subject}_pneh.nii.gz")
@@ -289,6 +301,11 @@ def test_command_writes_tables_masks_and_record(cohort):
     record = json.loads((out / "recurrence_run.json").read_text())
     assert record["parameters"]["preset"] == "affine" and "antspyx" in record["versions"]
     assert "recurrence_cases.csv" in record["columns"]
+    assert record["maps"]["pneh"] == ["paunet label map (<case>_seg-paunet)"]
+    assert record["maps"]["recurrence_et"] == ["label map (<case>.nii.gz)"]
+    for subject in cases["case"].unique():
+        controls = nib.load(out / "warped" / f"{subject}_matched-controls.nii.gz")
+        assert np.asarray(controls.dataobj).max() >= 1
 
 
 def test_failed_registration_is_reported_and_the_cohort_goes_on(cohort):

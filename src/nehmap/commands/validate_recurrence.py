@@ -49,12 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preop-model",
         metavar="M",
-        help="model of the pre-operative segmentation (<case>_seg-M.nii.gz), e.g. paunet",
+        help="model of the pre-operative segmentation (<case>_seg-M.nii.gz), e.g. paunet, "
+        "or 'fused'; default on 'nehmap segment' output: pNEH from the fused NEH mask "
+        "(<case>_neh-mask), tumour core from unetrpp",
     )
     parser.add_argument(
         "--recurrence-model",
         metavar="M",
-        help="model of the recurrence segmentation, e.g. unetrpp",
+        help="model of the recurrence segmentation; default on 'nehmap segment' output: "
+        "unetrpp (or the only network present)",
     )
     parser.add_argument(
         "--preset",
@@ -78,10 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--chance",
-        choices=("brain", "spin"),
-        default="brain",
-        help="chance model: pNEH placed at random in the brain (default, as the paper) or "
-        "rotated at random about the resection cavity",
+        default="matched,brain",
+        metavar="MODELS",
+        help="comma-separated chance models: matched (pNEH at other places equally near "
+        "the tumour, in tissue that could hold NEH: the primary test), brain (anywhere in "
+        "the brain, as the paper), spin (rotated about the cavity); default matched,brain",
     )
     parser.add_argument(
         "--null-n", type=int, default=500, help="chance placements per patient (500)"
@@ -162,6 +166,12 @@ def run(args: argparse.Namespace) -> int:
         problems.append("--threads must be at least 1")
     if args.null_n < 1:
         problems.append("--null-n must be at least 1")
+    from nehmap.validate.chance import CHANCE_MODELS
+
+    chance = tuple(m.strip().lower() for m in args.chance.split(",") if m.strip())
+    wrong = [m for m in chance if m not in CHANCE_MODELS]
+    if wrong or not chance:
+        problems.append(f"--chance: unknown {wrong or 'empty'}; use {', '.join(CHANCE_MODELS)}")
     for option, folder in (
         ("--preop-seg", args.preop_seg),
         ("--recurrence-seg", args.recurrence_seg),
@@ -181,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         null_n=args.null_n,
         seed=args.seed,
-        chance=args.chance,
+        chance=chance,
         modalities=modalities,
         mask_exclude=args.mask_exclude,
         within_mm=args.within_mm,
@@ -215,10 +225,16 @@ def run(args: argparse.Namespace) -> int:
     for row in result.excluded.itertuples():
         print(f"  excluded {row.case}: {row.reason}")
     if n_in:
-        view = result.tests[result.tests["test"] != "paper"]
-        for row in view.itertuples():
-            print(
-                f"  {row.metric:<28} {row.test:<13} mean {row.observed_mean:9.3f} "
-                f"(baseline {row.baseline:g}, {row.alternative}) p = {row.p_value:.4g}"
+        from nehmap.validate.recurrence_tests import primary_tests
+
+        primary = primary_tests(result.tests)
+        if len(primary):
+            print("  primary H3 test (matched chance model, chance rank; Holm over 4 metrics):")
+        for row in primary.itertuples():
+            shown = (
+                f"p = {row.p_value:.4g}, Holm-adjusted p = {row.p_adjusted:.4g}"
+                if row.method != "not computed"
+                else row.note
             )
+            print(f"    {row.metric:<28} mean rank {row.observed_mean:6.3f}  {shown}")
     return 0 if n_cases else 1

@@ -282,6 +282,8 @@ class RecurrenceMaps:
         background: the recurrence T1c, or None.
         spacing: voxel size in mm.
         sources: the files read (named in the caption).
+        controls: label map of the distance-matched placements of pNEH
+            (``<subject>_matched-controls.nii.gz`` beside the pNEH), or None.
     """
 
     subject: str
@@ -290,6 +292,7 @@ class RecurrenceMaps:
     background: np.ndarray | None
     spacing: tuple[float, float, float]
     sources: list[str] = field(default_factory=list)
+    controls: np.ndarray | None = None
 
 
 _NIFTI = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
@@ -415,7 +418,13 @@ def load_recurrence_maps(
         if image is not None and image[0].shape == pneh[0].shape:
             background = image[0]
             sources.append(str(path))
-    return RecurrenceMaps(subject, pneh[0] > 0.5, et, background, pneh[1], sources)
+    controls = None
+    controls_path = Path(pneh_path).parent / f"{subject}_matched-controls.nii.gz"
+    read = safe_read(controls_path, None)
+    if read is not None and read[0].shape == pneh[0].shape:
+        controls = np.asarray(read[0]).astype(np.int64)
+        sources.append(str(controls_path))
+    return RecurrenceMaps(subject, pneh[0] > 0.5, et, background, pneh[1], sources, controls)
 
 
 def pick_recurrence_subject(

@@ -196,19 +196,54 @@ def recurrence_text(config: StudyConfig) -> str:
         f"<b>H3: pre-operative NEH and recurrence (Tables 6-7, Figure 4).</b> Each "
         f"pre-operative scan was registered onto the recurrence scan of the same patient "
         f"with ANTs (<code>preset = {esc(c.preset)}</code>: {preset}; {esc(c.threads)} "
-        f"thread(s)), and the pre-operative NEH (pNEH) of {esc(model_label(c.preop_model))} "
-        f"was warped onto the recurrence grid with nearest-label interpolation. Against the "
+        f"thread(s)), and the pre-operative NEH (pNEH) of {_pneh_source(c)} and its tumour "
+        f"core (ET + NC) were warped onto the recurrence grid with nearest-label "
+        f"interpolation. Against the "
         f"enhancing tumour of the recurrence segmented by "
         f"{esc(model_label(c.recurrence_model))} (label 4), the spatial metrics "
         f"MeanEdgeDistance, FractionNearEdge, VolumeContainment and FractionInside were "
-        f"computed. The value expected by chance comes from {esc(c.null_n)} random "
-        f"placements of the pNEH shape in the recurrence brain per subject (random rotation, "
-        f"centroid on a random brain voxel); the ratio is observed / expected. Across "
-        f"subjects, sign-flip permutation tests (all sign patterns when the cohort is small "
-        f"enough to enumerate, otherwise {esc(f'{c.n_permutations:,}')} random sign flips) "
-        f"compared the mean with its chance baseline (1 for ratios, 0 for the raw distance), "
-        f"one- and two-sided."
+        f"computed. {_chance_text(c)} Across subjects, sign-flip permutation tests (all "
+        f"sign patterns when the cohort is small enough to enumerate, otherwise "
+        f"{esc(f'{c.n_permutations:,}')} random sign flips) compared the mean with its "
+        f"chance baseline (1 for ratios, 0 for the raw distance, 0.5 for chance ranks, 0 for "
+        f"differences from the matched controls), one- and two-sided; the four metrics' "
+        f"p-values were Holm-adjusted per chance model and test; tests with fewer than 5 "
+        f"usable subjects were not computed."
     )
+
+
+def _pneh_source(c: Any) -> str:
+    """Which map gave the pNEH (and the tumour core), for the methods text."""
+    if c.preop_model == "fused":
+        return (
+            f"the fused NEH mask (<code>&lt;case&gt;_neh-mask</code>, the consensus; tumour "
+            f"core from {esc(model_label(c.recurrence_model))})"
+        )
+    return esc(model_label(c.preop_model))
+
+
+def _chance_text(c: Any) -> str:
+    """The chance models of the run, the primary first."""
+    models = list(getattr(c, "chance", ["brain"]))
+    parts = []
+    if "matched" in models:
+        parts.append(
+            f"The primary test's chance model placed the pNEH {esc(c.null_n)} times at other "
+            f"positions of the same distances to the warped tumour core (rotations about the "
+            f"core in its distance coordinates), in tissue that could hold NEH (brain without "
+            f"the cavity, recurrence necrosis and T1-dark CSF); the primary test is each "
+            f"subject's rank among these placements against 0.5, and the matched controls "
+            f"(placements overlapping pNEH by at most 10 %) give the paired comparison."
+        )
+    if "brain" in models:
+        parts.append(
+            f"As the paper, the value expected by chance also came from {esc(c.null_n)} "
+            f"random placements of the pNEH shape anywhere in the recurrence brain (random "
+            f"rotation, centroid on a random brain voxel); the ratio is observed / expected."
+        )
+    if "spin" in models:
+        parts.append("A third model rotated the pNEH about the cavity centre (spin).")
+    return " ".join(parts)
 
 
 def statistics_text(config: StudyConfig) -> str:

@@ -149,6 +149,27 @@ def table5(summary: pd.DataFrame, models: Sequence[str] = ()) -> pd.DataFrame:
 UNIT_LABELS = {"mm3": "mm³", "fraction": "fraction", "mm": "mm"}
 
 
+PAPER_CHANCE_MODEL = "brain"
+"""The chance model of the paper's Tables 6 and 7 (placement anywhere in the brain)."""
+
+
+def paper_chance_rows(frame: pd.DataFrame | None, keep_blank: bool = False) -> pd.DataFrame | None:
+    """The rows of the paper's chance model when a table holds several (``chance_model``).
+
+    Tables without the column, or without rows of the paper's model, come back whole;
+    with ``keep_blank``, rows without a model (the raw values of the summary) are kept.
+    """
+    if frame is None or "chance_model" not in frame.columns:
+        return frame
+    models = frame["chance_model"].fillna("").astype(str)
+    if not (models == PAPER_CHANCE_MODEL).any():
+        return frame
+    keep = models == PAPER_CHANCE_MODEL
+    if keep_blank:
+        keep |= models == ""
+    return frame[keep]
+
+
 def metric_units(metric: str) -> str:
     """Units of a recurrence metric's raw value, guessed from its name."""
     name = metric.lower()

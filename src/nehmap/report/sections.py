@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from nehmap.report import examples, figures, overlays, paper, text
+from nehmap.report import examples, figures, h3, overlays, paper, text
 from nehmap.report.formatting import format_mean_sd, format_p_phrase, is_missing, model_label
 from nehmap.report.html import (
     bullet_list,
@@ -210,6 +210,9 @@ def _glance_h3(ctx: ReportContext) -> list[str]:
     tests = ctx.inputs.table("recurrence_tests")
     if tests is None or "metric" not in tests.columns:
         return []
+    primary = h3.primary_rows(tests)
+    if primary is not None:
+        return [f"<b>H3</b> (primary test: distance-matched chance): {h3.primary_verdict(primary)}"]
     if "test" in tests.columns and (tests["test"].astype(str) == "chance_ratio").any():
         tests = tests[tests["test"].astype(str) == "chance_ratio"]
     if "p_value" in paper.one_sided_columns(tests):
@@ -453,7 +456,38 @@ def _recurrence_figure(ctx: ReportContext) -> str:
             "segmentation was found under work/recurrence."
         )
     caption = text.caption_figure4(maps.subject, by_metric, maps.sources)
-    return figure(overlays.recurrence_figure(maps), caption, "Warped pNEH on recurrence ET")
+    out = figure(overlays.recurrence_figure(maps), caption, "Warped pNEH on recurrence ET")
+    matched = h3.matched_controls_figure(maps)
+    if matched is not None:
+        out += figure(matched, h3.CAPTION_MATCHED, "pNEH, matched placements and recurrence ET")
+    return out
+
+
+def _primary_block(ctx: ReportContext) -> list[str]:
+    """Which H3 test is primary and why, its calibration headline and its result."""
+    tests = ctx.inputs.table("recurrence_tests")
+    rows = h3.primary_rows(tests)
+    parts = [paragraph(h3.WHY_PRIMARY, raw=True), paragraph(h3.calibration_headline(), raw=True)]
+    if rows is None:
+        parts.append(
+            note(
+                "The primary test is not in recurrence_tests.csv: the run used no "
+                "distance-matched chance model (chance = matched)."
+            )
+        )
+        return parts
+    parts.append(paragraph(h3.primary_verdict(rows), raw=True))
+    shown = rows[[c for c in h3.PRIMARY_COLUMNS if c in rows.columns]]
+    parts.append(
+        html_table(
+            shown,
+            source="recurrence_tests.csv",
+            form="h3primary",
+            caption="Primary H3 test: distance-matched chance rank, Holm across four metrics",
+            labels=h3.PRIMARY_COLUMNS,
+        )
+    )
+    return parts
 
 
 TABLE6_LABELS = {
@@ -469,7 +503,7 @@ SUMMARY_COLUMNS = {"metric", "scale", "mean", "sd", "n"}
 
 def _table6(ctx: ReportContext, cases: pd.DataFrame | None) -> str:
     """Table 6 from ``recurrence_summary.csv`` when present, else from the per-case CSV."""
-    summary = ctx.inputs.table("recurrence_summary")
+    summary = paper.paper_chance_rows(ctx.inputs.table("recurrence_summary"), keep_blank=True)
     if summary is not None and SUMMARY_COLUMNS <= set(summary.columns):
         table, source, form = (
             paper.table6_from_summary(summary),
@@ -512,7 +546,7 @@ def _tests_note(tests: pd.DataFrame | None) -> str:
 
 
 def _recurrence_tables(ctx: ReportContext) -> list[str]:
-    cases = ctx.inputs.table("recurrence_cases")
+    cases = paper.paper_chance_rows(ctx.inputs.table("recurrence_cases"))
     parts = [_table6(ctx, cases)]
     if cases is not None and {"metric", "ratio"} <= set(cases.columns):
         parts.append(
@@ -538,6 +572,7 @@ def recurrence_section(ctx: ReportContext) -> str:
     """H3: Figure 4, Tables 6-7 and the ratio distributions."""
     parts = [
         what_this_shows(text.WHAT_RECURRENCE),
+        *_primary_block(ctx),
         _recurrence_figure(ctx),
         *_recurrence_tables(ctx),
     ]

@@ -12,6 +12,7 @@ function                       use
 :func:`oneway_anova`           one-way ANOVA (Fisher or Welch)
 :func:`repeated_measures_anova`  within-subject ANOVA with Greenhouse-Geisser correction
 :func:`pairwise_tests`         post-hoc tests with multiplicity correction
+:func:`holm`                   Holm step-down adjustment of a family of p-values
 :func:`ordered_test`           one-sided tests of an expected ordering, e.g. ET > NEH > ED
 =============================  ============================================================
 """
@@ -27,6 +28,7 @@ from nehmap.stats.anova import (
     repeated_measures_anova,
 )
 from nehmap.stats.mixed import MixedModelResult, mixed_model
+from nehmap.stats.multiple import holm
 from nehmap.stats.permutation import SignFlipResult, sign_flip_table, sign_flip_test
 from nehmap.stats.spatial_null import SpatialNullResult, random_placement, spatial_null
 
@@ -38,6 +40,7 @@ __all__ = [
     "SignFlipResult",
     "SpatialNullResult",
     "greenhouse_geisser_epsilon",
+    "holm",
     "mixed_model",
     "oneway_anova",
     "ordered_test",

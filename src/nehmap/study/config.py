@@ -68,11 +68,13 @@ neh_model = "paunet"             # or "fused"
 rims_mm = [2.0, 4.0, 6.0]
 
 [recurrence]
-preop_model = "paunet"
+preop_model = "paunet"           # or "fused": pNEH from the fused NEH mask (the consensus)
 recurrence_model = "unetrpp"
 preset = "quick"                 # ANTs registration: "quick", "full" or "affine"
 threads = 2
-null_n = 200                     # random placements per case for the spatial null
+null_n = 200                     # chance placements per case and chance model
+chance = ["matched", "brain"]    # matched: primary test (distance-matched placements);
+                                 # brain: as the paper; spin: rotation about the cavity
 n_permutations = 10000
 
 [execution]
@@ -148,6 +150,7 @@ class RecurrenceConfig:
     threads: int = 2
     null_n: int = 200
     n_permutations: int = 10_000
+    chance: list[str] = field(default_factory=lambda: ["matched", "brain"])
 
 
 @dataclass
@@ -217,6 +220,14 @@ class StudyConfig:
             spec = data.get(key, {}) or {}
             _check_keys(key, spec, {f.name for f in fields(kind)}, path)
             sections[key] = kind(**spec)
+        chance = sections["recurrence"].chance
+        known = ("matched", "brain", "spin")
+        if isinstance(chance, str) or not chance or any(m not in known for m in chance):
+            raise NehmapInputError(
+                path,
+                f"[recurrence] chance = {chance!r} is not a list of chance models.",
+                f'Use a list of {", ".join(known)}, e.g. chance = ["matched", "brain"].',
+            )
         return cls(cohorts=cohorts, base_dir=base_dir, **study, **sections)
 
     @classmethod

@@ -49,6 +49,7 @@ def plan_recurrence_tasks(
         "preset": r.preset,
         "threads": r.threads,
         "null_n": r.null_n,
+        "chance": list(r.chance),
         "seed": config.seed,
     }
     params_hash = config.section_hash("segment", "recurrence") + str(config.seed)
@@ -84,12 +85,21 @@ def recurrence_step(task: RecurrenceTask) -> TaskResult:
     if marker_matches(marker, task.params_hash):
         return TaskResult(task.key, "skipped")
     p = task.params
-    pre, _, _ = load_scan(task.preop, task.seg_dir, p["preop_model"], ("t1",))
-    rec, rec_case, _ = load_scan(task.recurrence, task.seg_dir, p["recurrence_model"], ("t1",))
+    core = p["recurrence_model"]
+    pre, _, _ = load_scan(task.preop, task.seg_dir, p["preop_model"], ("t1",), "preop", core)
+    rec, rec_case, _ = load_scan(
+        task.recurrence, task.seg_dir, p["recurrence_model"], ("t1",), "recurrence", core
+    )
     excluded = ""
     try:
         result = analyse_pair(
-            pre, rec, preset=p["preset"], threads=p["threads"], null_n=p["null_n"], seed=p["seed"]
+            pre,
+            rec,
+            preset=p["preset"],
+            threads=p["threads"],
+            null_n=p["null_n"],
+            seed=p["seed"],
+            chance=tuple(p.get("chance", ("matched", "brain"))),
         )
     except CaseExcluded as exc:
         excluded = exc.reason
@@ -111,6 +121,17 @@ def recurrence_step(task: RecurrenceTask) -> TaskResult:
         inputs=rec_case.inputs,
         description="nehmap pre-operative NEH, recurrence space",
     )
+    if result.controls:
+        from nehmap.validate.recurrence import control_map
+
+        write_image(
+            control_map(result.controls, result.pneh.shape),
+            rec_case.grid,
+            folder / f"{task.subject}_matched-controls.nii.gz",
+            dtype=np.uint8,
+            inputs=rec_case.inputs,
+            description="nehmap distance-matched placements of pNEH, recurrence space",
+        )
     frame = result.metrics
     frame.insert(0, "recurrence_case", task.recurrence.case_id)
     frame.insert(0, "preop_case", task.preop.case_id)

@@ -95,7 +95,7 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType(
         "rcbv_scale": (0.5, 2.0),  # global scale of the map (drawn log-uniform)
         # --- recurrence -------------------------------------------------------------
         "p_recurrence_from_neh": 0.7,  # probability that the recurrence grows from NEH
-        "recurrence_origin": None,  # force "neh" or "random"; None draws it
+        "recurrence_origin": None,  # force "neh", "random" (wall away from NEH) or "wall"
         "recurrence_radius_mm": (6.0, 11.0),  # equivalent radius of the new tumour
         "recurrence_edema_mm": (5.0, 15.0),  # edema around the new tumour
         "residual_edema": (0.3, 0.6),  # fraction of the pre-operative edema reach left

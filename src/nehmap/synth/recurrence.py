@@ -7,7 +7,9 @@ The follow-up is first laid out in pre-operative space:
 * a **new enhancing tumour** (ET, with a necrotic centre when large enough) grows from
   the pre-operative NEH with probability ``p_recurrence_from_neh`` (it then also spreads
   along the NEH), otherwise from a random part of the cavity wall at least 10 mm away
-  from the NEH;
+  from the NEH (origin ``"random"``). ``recurrence_origin="wall"`` seeds it anywhere on
+  the cavity wall, uniformly and independently of the NEH (it may then start in NEH by
+  chance): the null hypothesis of H3 in its exact form;
 * **edema** surrounds the new tumour, and part of the pre-operative edema remains
   around the cavity.
 
@@ -45,7 +47,7 @@ BRAIN_CENTRE_MM: tuple[float, float, float] = (0.0, -17.0, 5.0)
 _N_WAVES = 4
 _MIN_DISTANCE_FROM_NEH_MM = 10.0
 _RECURRENCE_CORE_MM = 4.0
-_ORIGINS = ("neh", "random")
+_ORIGINS = ("neh", "random", "wall")
 
 _CODE_LABEL_MASK = 0b0111
 _CODE_CAVITY = 0b1000
@@ -66,7 +68,8 @@ class Recurrence:
         preop_neh: the pre-operative NEH mapped into recurrence space (bool).
         brain_mask: brain mask at follow-up (bool).
         rigid: 4x4 world-to-world matrix ``A`` of the transform (see the module).
-        origin: ``"neh"`` if the recurrence grew from the NEH, else ``"random"``.
+        origin: ``"neh"`` if the recurrence grew from the NEH, ``"random"`` if from the
+            cavity wall away from it, ``"wall"`` if from anywhere on the cavity wall.
         params: drawn parameters, the displacement's sine waves included
             (JSON-serialisable).
         facts: measured properties (volumes in mm^3, NEH overlap).
@@ -170,6 +173,38 @@ def make_recurrence(
     )
 
 
+def follow_up_labels(
+    rng: np.random.Generator,
+    anatomy: Anatomy,
+    tissues: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    params: Mapping[str, Any],
+    edema_extent_mm: float,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The follow-up labels and cavity in pre-operative space, without images or motion.
+
+    The label-map half of :func:`make_recurrence` (same seeding rule and shapes), for
+    simulations that need many recurrences fast (``benchmarks/bench_h3_calibration.py``).
+
+    Args:
+        rng: random generator (consumed).
+        anatomy, tissues, labels, params, edema_extent_mm: as :func:`make_recurrence`.
+
+    Returns:
+        (labels, cavity, origin): full-volume follow-up labels (uint8: ET 4, NC 1, ED 2),
+        the cavity (bool) and the origin drawn.
+    """
+    drawn = _draw(rng, params)
+    drawn["preop_edema_extent_mm"] = float(edema_extent_mm)
+    box = _box_around(labels > 0, 20.0, anatomy.spacing, labels.shape)
+    follow_box, cavity_box, _ = _follow_up_layout(rng, anatomy, tissues, labels, box, drawn)
+    follow = np.zeros(labels.shape, dtype=np.uint8)
+    cavity = np.zeros(labels.shape, dtype=bool)
+    follow[box] = follow_box
+    cavity[box] = cavity_box
+    return follow, cavity, str(drawn["origin"])
+
+
 def _draw(rng: np.random.Generator, params: Mapping[str, Any]) -> dict[str, Any]:
     origin = params["recurrence_origin"]
     p = float(params["p_recurrence_from_neh"])
@@ -179,7 +214,9 @@ def _draw(rng: np.random.Generator, params: Mapping[str, Any]) -> dict[str, Any]
     if origin is None:
         origin = "neh" if draw_neh else "random"
     if origin not in _ORIGINS:
-        raise ValueError(f"recurrence_origin must be 'neh', 'random' or None, got {origin!r}.")
+        raise ValueError(
+            f"recurrence_origin must be 'neh', 'random', 'wall' or None, got {origin!r}."
+        )
     names = (
         "recurrence_radius_mm",
         "recurrence_edema_mm",
@@ -259,8 +296,14 @@ def _seed(
     spacing: tuple[float, float, float],
     origin: str,
 ) -> tuple[int, int, int]:
-    """A voxel where the recurrence starts: in the NEH, or on the cavity wall away from it."""
-    if origin == "neh" and neh.any():
+    """A voxel where the recurrence starts: in the NEH, on the cavity wall away from it
+    (``"random"``), or anywhere on the cavity wall (``"wall"``, independent of the NEH)."""
+    if origin == "wall":
+        wall = ndi.binary_dilation(cavity) & ~cavity & allowed
+        if not wall.any():
+            wall = ndi.binary_dilation(cavity) & ~cavity
+        candidates = np.flatnonzero(wall)
+    elif origin == "neh" and neh.any():
         candidates = np.flatnonzero(neh & allowed) if (neh & allowed).any() else np.flatnonzero(neh)
     else:
         wall = ndi.binary_dilation(cavity) & ~cavity & allowed

@@ -30,49 +30,22 @@ For every patient with a pre-operative scan and a scan at first recurrence:
    ``fraction_inside``              FractionInside     fraction  large
    ===============================  =================  ========  ========================
 
-4. **Chance model per case** (``chance``):
+4. **Chance models per case** (``chance``, :mod:`nehmap.validate.chance`; default
+   ``("matched", "brain")``): ``matched`` places pNEH's shape at other positions of the
+   same distance profile to the tumour core / cavity, in tissue that could hold NEH
+   (the study's primary test); ``brain`` places it anywhere in the brain, as the paper;
+   ``spin`` rotates it about the cavity. Per metric and model: ``chance_expected``,
+   ``chance_sd``, ``ratio = value / chance_expected``, ``p_spatial`` and ``chance_rank``;
+   with ``matched`` also ``control_value``, the mean metric of the matched controls.
+5. **Cohort tests** (:mod:`nehmap.validate.recurrence_tests`): sign-flip tests per
+   chance model, metric and test, Holm-adjusted across the paper's four metrics; the
+   primary H3 test is the ``matched`` model's ``chance_rank`` test.
 
-   ``"brain"`` (default; the paper's reading of "chance")
-       :func:`nehmap.stats.spatial_null`: pNEH, with its shape and size, rotated
-       uniformly at random and put with its centroid on a random voxel of the
-       recurrence brain (at least 95 % of it inside, the rest clipped), ``null_n``
-       times (default 500: the chance mean to within ~4.5 % of the null's SD and a
-       per-case p-value resolution of 0.002). It answers "is pNEH closer to the
-       recurrence than the same shape anywhere in the brain?". Because recurrences
-       arise at the resection margin in most patients and pNEH lies at that margin by
-       construction, this null favours proximity for *any* peritumoral region.
-   ``"spin"``
-       pNEH rotated uniformly at random about the centre of the warped pre-operative
-       resection target (ET + NC), clipped to the brain: the same distance from the
-       cavity, a random side. It answers the sharper question "does the recurrence
-       arise on the NEH side of the cavity?".
-
-   Per metric: ``chance_expected`` (null mean), ``chance_sd``, ``ratio = value /
-   chance_expected`` (NaN when the expectation is 0), ``p_spatial`` (one-sided in the
-   direction of agreement, ``(1 + #{null at least as good}) / (1 + n)``, ties counting
-   against agreement) and ``chance_rank`` (the share of null values worse than the
-   observed one, ties counting half: 0.5 is chance, 1 is better than every placement).
-
-5. **Cohort tests** (:func:`cohort_tests`), sign-flip permutation tests of the mean
-   (:func:`nehmap.stats.sign_flip_test`: exact for n <= 40, otherwise 10,000 random
-   flips), one row per metric and test in ``recurrence_tests.csv``:
-
-   ``paper``
-       As the method paper: raw mean edge distance against 0, the other metrics as
-       chance ratios against 1 (alternative "greater"). **The distance test is
-       degenerate**: distances are never negative, so any non-empty sample has a mean
-       above 0 and the test's p-value only reflects the sample size (the paper's p <
-       0.0001 for MeanEdgeDistance says nothing about proximity). It is reported for
-       comparison with the paper only.
-   ``chance_ratio``
-       Every metric as ``ratio`` against 1, in the direction of agreement ("less" for
-       the distance, "greater" for the others): is pNEH nearer to / more overlapping
-       with the recurrence than chance?
-   ``chance_rank``
-       ``chance_rank`` against 0.5, alternative "greater". Ratios are skewed under the
-       null (mostly below 1, a few large values), which the sign-flip test's symmetry
-       assumption does not allow for; the rank is uniform under the null (symmetric
-       about 0.5 up to ties), so this test keeps its false-positive rate.
+**Maps used.** On ``nehmap segment`` output with no model named, the pNEH is the fused
+consensus NEH mask (``<case>_neh-mask``, model name ``fused``; the paper's pNEH is the
+consensus) and the pre-operative tumour core and the recurrence ET come from
+:data:`DEFAULT_ET_MODEL` when that model is present (else the only, or first, network
+by name); see :func:`resolve_maps`. ``recurrence_run.json`` records the files used.
 
 Excluded from the tests, with the reason in ``excluded.csv``: patients without one of the
 two scans or segmentations, a recurrence segmentation without ET, a pre-operative one
@@ -84,7 +57,6 @@ metrics keep their rows in ``recurrence_cases.csv`` with ``included = False``.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -97,13 +69,22 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from nehmap.labels import ED, ET, NC, NEH
-from nehmap.metrics.spatial import (
-    fraction_inside,
-    fraction_near_edge,
-    mean_edge_distance,
-    volume_containment,
+from nehmap.validate.chance import (
+    CHANCE_MODELS,
+    Chance,
+    chance_comparison,
+    dark_csf,
+    peritumoral_domain,
 )
-from nehmap.stats import sign_flip_test, spatial_null
+from nehmap.validate.recurrence_metrics import (
+    METRICS,
+    CaseExcluded,
+    EdgePanel,
+    MetricSpec,
+    spatial_relation,
+    summarise_null,
+)
+from nehmap.validate.recurrence_tests import TEST_COLUMNS, cohort_summary, cohort_tests
 from nehmap.validate.registration import (
     Preset,
     Registration,
@@ -116,6 +97,8 @@ from nehmap.validate.registration import (
 
 __all__ = [
     "CHANCE_MODELS",
+    "DEFAULT_ET_MODEL",
+    "TEST_COLUMNS",
     "METRICS",
     "CaseExcluded",
     "MetricSpec",
@@ -133,43 +116,13 @@ __all__ = [
     "spatial_relation",
 ]
 
-Chance = Literal["brain", "spin"]
-CHANCE_MODELS: tuple[str, ...] = ("brain", "spin")
 MaskExclude = Literal["tumour", "core"]
 
+_Panel = EdgePanel  # former private names, kept for callers
+_summarise_null = summarise_null
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """One spatial metric of pNEH against ETRL.
-
-    Attributes
-    ----------
-    name : str
-        Column value in the tables.
-    paper : str
-        The method paper's name.
-    unit : str
-        ``"mm"``, ``"mm3"`` or ``"fraction"``.
-    agreement : {"less", "greater"}
-        Direction in which the metric means closer / more overlap.
-    """
-
-    name: str
-    paper: str
-    unit: str
-    agreement: Literal["less", "greater"]
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("mean_edge_distance", "MeanEdgeDistance", "mm", "less"),
-    MetricSpec("fraction_near_edge", "FractionNearEdge", "fraction", "greater"),
-    MetricSpec("volume_containment", "VolumeContainment", "mm3", "greater"),
-    MetricSpec("volume_containment_fraction", "VolumeContainment", "fraction", "greater"),
-    MetricSpec("fraction_inside", "FractionInside", "fraction", "greater"),
-)
-"""The metrics, in table order."""
-
-_SPEC = {m.name: m for m in METRICS}
+DEFAULT_ET_MODEL = "unetrpp"
+"""Network whose map gives the tumour core and the recurrence ET on segment output."""
 
 CASE_COLUMNS: Mapping[str, str] = {
     "case": "patient (subject) ID",
@@ -185,8 +138,10 @@ CASE_COLUMNS: Mapping[str, str] = {
     "chance_rank": "share of placements with a worse metric (ties half); 0.5 = chance",
     "p_spatial": "one-sided p-value of the case against its chance model",
     "agreement": "direction of agreement: less (distances) or greater (overlaps)",
-    "chance_model": "brain (random placement in the brain) or spin (rotation about cavity)",
+    "chance_model": "matched (distance-matched, primary), brain (as the paper) or spin",
     "null_n": "number of chance placements",
+    "control_value": "matched: mean metric of the matched controls (overlap <= 10 %)",
+    "n_controls": "matched: number of matched controls",
     "pneh_volume_mm3": "volume of the warped pNEH (mm^3)",
     "etrl_volume_mm3": "volume of the recurrence ET (mm^3)",
     "brain_dice": "Dice of the recurrence brain and the warped pre-operative brain",
@@ -198,276 +153,6 @@ CASE_COLUMNS: Mapping[str, str] = {
     "included": "whether the case enters the cohort tests",
 }
 """Columns of ``recurrence_cases.csv``."""
-
-TEST_COLUMNS: Mapping[str, str] = {
-    "metric": "spatial metric",
-    "paper_metric": "the method paper's name",
-    "test": "paper, chance_ratio or chance_rank (see the module documentation)",
-    "scale": "raw, ratio or rank: what was averaged",
-    "baseline": "the value the mean takes by chance",
-    "alternative": "direction of the one-sided test",
-    "observed_mean": "mean over the included cases",
-    "observed_sd": "standard deviation over the included cases",
-    "null_mean": "mean of the sign-flip null distribution",
-    "p_greater": "p-value for a mean above the baseline",
-    "p_less": "p-value for a mean below the baseline",
-    "p_two_sided": "two-sided p-value (|T*| >= |T|)",
-    "p_value": "p-value in the direction of 'alternative'",
-    "n": "cases in the test",
-    "n_omitted": "included cases without a value (ratio undefined)",
-    "method": "exact (all 2^n sign patterns) or monte-carlo",
-    "note": "caveats",
-}
-"""Columns of ``recurrence_tests.csv``."""
-
-
-class CaseExcluded(Exception):
-    """A case cannot enter the analysis; ``reason`` says why (for ``excluded.csv``)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-# ------------------------------------------------------------------------ spatial metrics
-
-
-def spatial_relation(
-    pneh: np.ndarray, etrl: np.ndarray, spacing: Sequence[float], within_mm: float = 5.0
-) -> dict[str, float]:
-    """The spatial metrics of ``pneh`` against ``etrl`` (see :data:`METRICS`).
-
-    Parameters
-    ----------
-    pneh, etrl : numpy.ndarray of bool, shape (X, Y, Z)
-        The warped pre-operative NEH and the recurrence ET on the recurrence grid.
-    spacing : sequence of float
-        Voxel size in mm per axis.
-    within_mm : float, default 5.0
-        Distance (mm) of :func:`nehmap.metrics.fraction_near_edge`.
-
-    Returns
-    -------
-    dict
-        Metric name -> value (NaN when a mask is empty).
-    """
-    sp = tuple(float(s) for s in spacing)
-    vc = volume_containment(pneh, etrl, sp)
-    return {
-        "mean_edge_distance": mean_edge_distance(pneh, etrl, sp),
-        "fraction_near_edge": fraction_near_edge(pneh, etrl, sp, within_mm),
-        "volume_containment": vc.overlap_mm3,
-        "volume_containment_fraction": vc.fraction_of_smaller,
-        "fraction_inside": fraction_inside(pneh, etrl),
-    }
-
-
-class _Panel:
-    """All metrics of a moved mask against a fixed ``etrl`` from one edge-distance map.
-
-    The map holds, for every voxel, the distance (mm) from its centre to the nearest
-    edge voxel of ``etrl`` (edge: ``etrl`` minus its face-connected erosion, the border
-    of the array counting as background), which is the definition of
-    :mod:`nehmap.metrics.spatial`; every call records the five metrics in
-    :attr:`records` and returns the mean edge distance.
-    """
-
-    def __init__(self, etrl: np.ndarray, spacing: Sequence[float], within_mm: float) -> None:
-        b = np.asarray(etrl, dtype=bool)
-        edge = b & ~ndi.binary_erosion(b, structure=ndi.generate_binary_structure(3, 1))
-        self.distance = ndi.distance_transform_edt(~edge, sampling=spacing).ravel()
-        self.b = b.ravel()
-        self.n_b = int(b.sum())
-        self.voxel_mm3 = float(np.prod(spacing))
-        self.within = float(within_mm)
-        self.records: list[tuple[float, ...]] = []
-
-    def values(self, flat: np.ndarray) -> tuple[float, ...]:
-        n_a = flat.size
-        if n_a == 0 or self.n_b == 0:
-            return (math.nan,) * len(METRICS)
-        d = self.distance[flat]
-        overlap = int(np.count_nonzero(self.b[flat]))
-        return (
-            float(d.mean()),
-            float(np.count_nonzero(d <= self.within) / n_a),
-            overlap * self.voxel_mm3,
-            overlap / min(n_a, self.n_b),
-            overlap / n_a,
-        )
-
-    def __call__(self, a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> float:
-        rec = self.values(np.flatnonzero(a))
-        self.records.append(rec)
-        return rec[0]
-
-
-def _summarise_null(
-    observed: float, null: np.ndarray, agreement: str
-) -> tuple[float, float, float, float]:
-    """(expected, sd, one-sided p, chance rank) of ``observed`` against ``null``."""
-    null = null[np.isfinite(null)]
-    if null.size == 0 or not math.isfinite(observed):
-        return math.nan, math.nan, math.nan, math.nan
-    expected = float(null.mean())
-    sd = float(null.std(ddof=1)) if null.size > 1 else math.nan
-    tie = np.isclose(null, observed, rtol=1e-9, atol=1e-12)
-    if agreement == "less":
-        better_or_tie = (null <= observed) | tie
-        worse = (null > observed) & ~tie
-    else:
-        better_or_tie = (null >= observed) | tie
-        worse = (null < observed) & ~tie
-    p = (int(better_or_tie.sum()) + 1) / (null.size + 1)
-    rank = (int(worse.sum()) + 0.5 * int(tie.sum())) / null.size
-    return expected, sd, float(p), float(rank)
-
-
-def _spin_placements(
-    pneh: np.ndarray,
-    brain: np.ndarray,
-    spacing: Sequence[float],
-    centre_mm: np.ndarray,
-    n: int,
-    rng: np.random.Generator,
-    min_inside: float,
-    max_attempts: int = 100,
-) -> Iterable[np.ndarray]:
-    """Flat indices of ``pneh`` rotated at random about ``centre_mm`` (array mm), clipped.
-
-    Every voxel within the rotated shape's reach (a ball about the centre) is pulled
-    back through the inverse rotation and takes the value of pNEH's nearest voxel.
-    """
-    from scipy.spatial.transform import Rotation
-
-    sp = np.asarray(spacing, dtype=float)
-    shape = np.asarray(pneh.shape)
-    idx = np.argwhere(pneh)
-    reach = float(np.linalg.norm(idx * sp - centre_mm, axis=1).max()) + float(sp.max())
-    lo = np.maximum(np.floor((centre_mm - reach) / sp).astype(int), 0)
-    hi = np.minimum(np.ceil((centre_mm + reach) / sp).astype(int) + 1, shape)
-    grid = np.stack(
-        np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi, strict=True)), indexing="ij"),
-        axis=-1,
-    ).reshape(-1, 3)
-    rel = grid * sp - centre_mm
-    keep = np.linalg.norm(rel, axis=1) <= reach
-    grid, rel = grid[keep], rel[keep]
-    flat_grid = np.ravel_multi_index(grid.T, tuple(shape))
-    in_brain = brain.ravel()[flat_grid]
-    a_flat = pneh.ravel()
-    n_a = idx.shape[0]
-    accepted = attempts = 0
-    while accepted < n:
-        if attempts >= max_attempts * n:
-            raise RuntimeError(
-                f"only {accepted} of {n} rotations of pNEH kept {min_inside:.0%} of it in "
-                "the brain; lower min_inside"
-            )
-        attempts += 1
-        rot = Rotation.random(random_state=rng).as_matrix()
-        src = np.floor((rel @ rot + centre_mm) / sp + 0.5).astype(np.int64)
-        ok = np.all((src >= 0) & (src < shape), axis=1)
-        hit = np.zeros(len(grid), dtype=bool)
-        hit[ok] = a_flat[np.ravel_multi_index(src[ok].T, tuple(shape))]
-        n_hit = int(hit.sum())
-        if n_hit == 0:
-            continue
-        inside = hit & in_brain
-        if inside.sum() < min_inside * max(n_hit, n_a) - 1e-9:
-            continue
-        accepted += 1
-        yield flat_grid[inside]
-
-
-def chance_comparison(
-    pneh: np.ndarray,
-    etrl: np.ndarray,
-    brain: np.ndarray,
-    spacing: Sequence[float],
-    *,
-    n: int = 500,
-    seed: int = 0,
-    chance: Chance = "brain",
-    centre_mm: np.ndarray | None = None,
-    within_mm: float = 5.0,
-    min_inside: float = 0.95,
-) -> pd.DataFrame:
-    """The spatial metrics of one case and their chance expectation.
-
-    Parameters
-    ----------
-    pneh, etrl, brain : numpy.ndarray of bool, shape (X, Y, Z)
-        Warped pre-operative NEH, recurrence ET and recurrence brain (the domain of the
-        chance placements), on the recurrence grid.
-    spacing : sequence of float
-        Voxel size (mm) per axis.
-    n : int, default 500
-        Number of chance placements.
-    seed : int, default 0
-        Seed of the placements.
-    chance : {"brain", "spin"}, default "brain"
-        Chance model (see the module documentation).
-    centre_mm : numpy.ndarray, shape (3,), optional
-        Rotation centre of the ``"spin"`` model, in array mm (index times spacing).
-    within_mm : float, default 5.0
-        Distance of ``fraction_near_edge`` (mm).
-    min_inside : float, default 0.95
-        Share of a placed pNEH that must lie in the brain.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per metric: ``metric, value, chance_expected, chance_sd, ratio,
-        chance_rank, p_spatial, agreement, chance_model, null_n``.
-    """
-    a = np.asarray(pneh, dtype=bool)
-    b = np.asarray(etrl, dtype=bool)
-    brain_ = np.asarray(brain, dtype=bool)
-    sp = tuple(float(s) for s in spacing)
-    if not a.any():
-        raise CaseExcluded("the warped pre-operative NEH is empty")
-    if not b.any():
-        raise CaseExcluded("no enhancing tumour (ET) in the recurrence segmentation")
-    observed = spatial_relation(a, b, sp, within_mm)
-    panel = _Panel(b, sp, within_mm)
-    if chance == "brain":
-        result = spatial_null(
-            a, b, brain_, sp, panel, n=n, seed=seed, alternative="less", min_inside=min_inside
-        )
-        records = np.asarray(panel.records[1:], dtype=float)  # the first call is the observed
-        if records.shape[0] != result.n + result.n_invalid:
-            raise RuntimeError("internal error: the chance placements were not all recorded")
-    elif chance == "spin":
-        if centre_mm is None:
-            raise ValueError("the spin chance model needs centre_mm (the cavity centre)")
-        rng = np.random.default_rng(seed)
-        gen = _spin_placements(a, brain_, sp, np.asarray(centre_mm, float), n, rng, min_inside)
-        records = np.asarray([panel.values(flat) for flat in gen], dtype=float)
-    else:
-        raise ValueError(f"chance must be one of {CHANCE_MODELS}, got {chance!r}")
-    rows = []
-    for j, spec in enumerate(METRICS):
-        value = observed[spec.name]
-        expected, sd, p, rank = _summarise_null(value, records[:, j], spec.agreement)
-        ratio = value / expected if expected and math.isfinite(expected) else math.nan
-        rows.append(
-            {
-                "metric": spec.name,
-                "paper_metric": spec.paper,
-                "unit": spec.unit,
-                "value": value,
-                "chance_expected": expected,
-                "chance_sd": sd,
-                "ratio": ratio,
-                "chance_rank": rank,
-                "p_spatial": p,
-                "agreement": spec.agreement,
-                "chance_model": chance,
-                "null_n": int(np.isfinite(records[:, j]).sum()),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------- one patient
@@ -488,6 +173,9 @@ class Scan:
     brain : numpy.ndarray of bool, optional
         Brain mask; default: voxels where any image is non-zero.
     case_id : str
+    neh : numpy.ndarray of bool, optional
+        The NEH mask when it comes from another map than ``labels`` (the fused consensus
+        mask of ``nehmap segment``); default: ``labels == 3``.
     """
 
     images: Mapping[str, np.ndarray]
@@ -495,6 +183,7 @@ class Scan:
     affine: np.ndarray
     brain: np.ndarray | None = None
     case_id: str = ""
+    neh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         shape = self.labels.shape
@@ -515,6 +204,13 @@ class Scan:
         """Voxel size in mm per array axis."""
         z = np.sqrt((np.asarray(self.affine)[:3, :3] ** 2).sum(axis=0))
         return (float(z[0]), float(z[1]), float(z[2]))
+
+    @property
+    def neh_mask(self) -> np.ndarray:
+        """The NEH mask: :attr:`neh` when given, else ``labels == 3``."""
+        if self.neh is not None:
+            return np.asarray(self.neh, dtype=bool)
+        return self.labels == NEH
 
     @property
     def mask(self) -> np.ndarray:
@@ -584,6 +280,9 @@ class PairResult:
         The warped pre-operative ET + NC (the resection target).
     quality : RegistrationQuality
     registration_seconds : float
+    controls : list of numpy.ndarray of int
+        Flat indices (recurrence grid) of the matched placements, least overlapping pNEH
+        first, when ``matched`` ran.
     """
 
     metrics: pd.DataFrame
@@ -591,6 +290,7 @@ class PairResult:
     core: np.ndarray
     quality: RegistrationQuality
     registration_seconds: float
+    controls: list[np.ndarray] = field(default_factory=list)
 
 
 def analyse_pair(
@@ -602,7 +302,7 @@ def analyse_pair(
     threads: int | None = 2,
     null_n: int = 500,
     seed: int = 0,
-    chance: Chance = "brain",
+    chance: Chance | Sequence[str] = ("matched", "brain"),
     within_mm: float = 5.0,
     mask_exclude: MaskExclude = "tumour",
     min_brain_dice: float = 0.9,
@@ -619,8 +319,12 @@ def analyse_pair(
         Images registered (several: multi-channel SyN metric).
     preset, threads, min_brain_dice, min_jacobian
         Passed to :func:`nehmap.validate.registration.register`.
-    null_n, seed, chance, within_mm
+    null_n, seed, within_mm
         Passed to :func:`chance_comparison`.
+    chance : str or sequence of str, default ("matched", "brain")
+        Chance model(s), each giving one row per metric. ``matched`` places pNEH in the
+        recurrence brain without the warped core, the recurrence necrosis and the T1-dark
+        CSF (:func:`nehmap.validate.chance.dark_csf`).
     mask_exclude : {"tumour", "core"}
         See :func:`registration_masks`.
     transforms_dir : path, optional
@@ -642,7 +346,7 @@ def analyse_pair(
     """
     if not np.any(recurrence.labels == ET):
         raise CaseExcluded("no enhancing tumour (ET) in the recurrence segmentation")
-    if not np.any(preop.labels == NEH):
+    if not np.any(preop.neh_mask):
         raise CaseExcluded("no NEH in the pre-operative segmentation")
     missing = [m for m in modalities if m not in preop.images or m not in recurrence.images]
     if missing:
@@ -666,7 +370,7 @@ def analyse_pair(
     with reg:
         if transforms_dir is not None:
             reg.save(transforms_dir)
-        source = np.where(preop.labels == NEH, 1, np.where(np.isin(preop.labels, (NC, ET)), 2, 0))
+        source = np.where(preop.neh_mask, 1, np.where(np.isin(preop.labels, (NC, ET)), 2, 0))
         warped = warp_labels(reg, source.astype(np.uint8))
         quality = reg.quality
         seconds = reg.seconds
@@ -677,195 +381,37 @@ def analyse_pair(
         raise CaseExcluded("the warped pre-operative NEH lies outside the recurrence brain")
     etrl = recurrence.labels == ET
     sp = recurrence.spacing
-    centre = None
-    if chance == "spin":
-        ref = core if core.any() else pneh
-        centre = np.argwhere(ref).mean(axis=0) * np.asarray(sp)
-    table = chance_comparison(
-        pneh,
-        etrl,
-        recurrence.mask,
-        sp,
-        n=null_n,
-        seed=seed,
-        chance=chance,
-        centre_mm=centre,
-        within_mm=within_mm,
-    )
+    models = (chance,) if isinstance(chance, str) else tuple(chance)
+    ref = core if core.any() else pneh
+    centre = np.argwhere(ref).mean(axis=0) * np.asarray(sp)
+    csf = dark_csf(recurrence.images["t1"], recurrence.mask) if "t1" in recurrence.images else None
+    exclude = recurrence.labels == NC
+    if csf is not None:
+        exclude |= csf
+    domain = peritumoral_domain(recurrence.mask, core, exclude) | pneh
+    controls: list[np.ndarray] = []
+    tables = [
+        chance_comparison(
+            pneh,
+            etrl,
+            recurrence.mask,
+            sp,
+            n=null_n,
+            seed=seed,
+            chance=model,  # type: ignore[arg-type]
+            centre_mm=centre,
+            core=core if core.any() else None,
+            domain=domain,
+            within_mm=within_mm,
+            controls_out=controls if model == "matched" else None,
+        )
+        for model in models
+    ]
+    table = pd.concat(tables, ignore_index=True)
     voxel = float(np.prod(sp))
     table["pneh_volume_mm3"] = float(pneh.sum()) * voxel
     table["etrl_volume_mm3"] = float(etrl.sum()) * voxel
-    return PairResult(table, pneh, core, quality, seconds)
-
-
-# ---------------------------------------------------------------------- cohort statistics
-
-
-def _tests_for(
-    values: np.ndarray,
-    *,
-    baseline: float,
-    alternative: str,
-    n_permutations: int,
-    seed: int,
-    exact: bool | None,
-) -> dict[str, Any]:
-    finite = values[np.isfinite(values)]
-    n_omitted = int(values.size - finite.size)
-    if finite.size == 0:
-        return {
-            "observed_mean": math.nan,
-            "observed_sd": math.nan,
-            "null_mean": math.nan,
-            "p_greater": math.nan,
-            "p_less": math.nan,
-            "p_two_sided": math.nan,
-            "p_value": math.nan,
-            "n": 0,
-            "n_omitted": n_omitted,
-            "method": "",
-        }
-    res = sign_flip_test(
-        finite,
-        baseline=baseline,
-        n_permutations=n_permutations,
-        seed=seed,
-        exact=exact,
-        alternative=alternative,  # type: ignore[arg-type]
-    )
-    return {
-        "observed_mean": res.observed_mean,
-        "observed_sd": float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
-        "null_mean": res.null_mean,
-        "p_greater": res.p_greater,
-        "p_less": res.p_less,
-        "p_two_sided": res.p_two_sided,
-        "p_value": res.p_value,
-        "n": res.n,
-        "n_omitted": n_omitted,
-        "method": res.method,
-    }
-
-
-_DEGENERATE = (
-    "degenerate: distances are never negative, so the mean always exceeds 0; says "
-    "nothing about proximity (reported for comparison with the paper only)"
-)
-
-
-def cohort_tests(
-    cases: pd.DataFrame,
-    *,
-    n_permutations: int = 10_000,
-    seed: int = 0,
-    exact: bool | None = None,
-) -> pd.DataFrame:
-    """Sign-flip tests of the per-case metrics (see the module documentation).
-
-    Parameters
-    ----------
-    cases : pandas.DataFrame
-        Tidy per-case table with at least ``case, metric, value, ratio, chance_rank``
-        and optionally ``included`` (rows with ``included == False`` are left out).
-    n_permutations : int, default 10000
-        Random sign patterns when the test is not exact.
-    seed : int, default 0
-    exact : bool or None, default None
-        None: exact for n <= 40, Monte Carlo otherwise.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns :data:`TEST_COLUMNS`, one row per metric and test.
-    """
-    table = cases
-    if "included" in table.columns:
-        table = table[table["included"].astype(bool)]
-    rows = []
-    for spec in METRICS:
-        sub = table[table["metric"] == spec.name]
-        plans: list[tuple[str, str, str, float, str, str]] = []
-        if spec.name == "mean_edge_distance":
-            plans.append(("paper", "raw", "value", 0.0, "greater", _DEGENERATE))
-        else:
-            plans.append(("paper", "ratio", "ratio", 1.0, "greater", ""))
-        plans.append(("chance_ratio", "ratio", "ratio", 1.0, spec.agreement, ""))
-        plans.append(
-            (
-                "chance_rank",
-                "rank",
-                "chance_rank",
-                0.5,
-                "greater",
-                "rank oriented so that larger = more agreement than chance",
-            )
-        )
-        for test, scale, column, baseline, alternative, note in plans:
-            values = sub[column].to_numpy(dtype=float) if column in sub else np.array([])
-            stats = _tests_for(
-                values,
-                baseline=baseline,
-                alternative=alternative,
-                n_permutations=n_permutations,
-                seed=seed,
-                exact=exact,
-            )
-            if stats["n_omitted"] and not note:
-                note = f"{stats['n_omitted']} case(s) without a ratio (chance expectation 0)"
-            rows.append(
-                {
-                    "metric": spec.name,
-                    "paper_metric": spec.paper,
-                    "test": test,
-                    "scale": scale,
-                    "baseline": baseline,
-                    "alternative": alternative,
-                    **stats,
-                    "note": note,
-                }
-            )
-    return pd.DataFrame(rows, columns=list(TEST_COLUMNS))
-
-
-def cohort_summary(cases: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD, median and n of every metric, raw and as chance ratio (the paper's Table 6).
-
-    Parameters
-    ----------
-    cases : pandas.DataFrame
-        Per-case table (rows with ``included == False`` are left out).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``metric, paper_metric, scale, unit, mean, sd, median, n``.
-    """
-    table = cases
-    if "included" in table.columns:
-        table = table[table["included"].astype(bool)]
-    rows = []
-    for spec in METRICS:
-        sub = table[table["metric"] == spec.name]
-        for scale, column, unit in (
-            ("raw", "value", spec.unit),
-            ("ratio", "ratio", "ratio"),
-            ("chance_expected", "chance_expected", spec.unit),
-        ):
-            v = sub[column].to_numpy(dtype=float) if column in sub else np.array([])
-            v = v[np.isfinite(v)]
-            rows.append(
-                {
-                    "metric": spec.name,
-                    "paper_metric": spec.paper,
-                    "scale": scale,
-                    "unit": unit,
-                    "mean": float(v.mean()) if v.size else math.nan,
-                    "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-                    "median": float(np.median(v)) if v.size else math.nan,
-                    "n": int(v.size),
-                }
-            )
-    return pd.DataFrame(rows)
+    return PairResult(table, pneh, core, quality, seconds, controls)
 
 
 # ---------------------------------------------------------------------- files and cohort
@@ -925,7 +471,8 @@ class RecurrenceConfig:
     preop_seg, recurrence_seg : path
         Segmentation folders (see :func:`find_segmentation`).
     preop_model, recurrence_model : str or None
-        Model names of the segmentations (``paunet``, ``unetrpp``...).
+        Model names of the segmentations (``paunet``, ``unetrpp``...; ``fused`` for the
+        fused NEH mask before surgery); None: the defaults of :func:`resolve_maps`.
     preset : str
         Registration preset.
     threads : int
@@ -933,8 +480,9 @@ class RecurrenceConfig:
     null_n : int
         Chance placements per case.
     seed : int
-    chance : str
-        ``"brain"`` or ``"spin"``.
+    chance : tuple of str
+        Chance models (:data:`CHANCE_MODELS`); default ``("matched", "brain")``: the
+        distance-matched model (primary test) and the paper's whole-brain model.
     modalities : tuple of str
         Images registered.
     mask_exclude : str
@@ -963,7 +511,7 @@ class RecurrenceConfig:
     threads: int = 2
     null_n: int = 500
     seed: int = 0
-    chance: str = "brain"
+    chance: tuple[str, ...] = ("matched", "brain")
     modalities: tuple[str, ...] = ("t1",)
     mask_exclude: str = "tumour"
     within_mm: float = 5.0
@@ -1011,39 +559,203 @@ class RecurrenceRun:
     paths: dict[str, Path] = field(default_factory=dict)
 
 
-def load_scan(files: Any, seg_dir: Path, model: str | None, modalities: Sequence[str]) -> tuple:
-    """(Scan, Case, segmentation path) of one time point."""
+def resolve_maps(
+    seg_dir: str | Path,
+    case_id: str,
+    model: str | None,
+    role: str,
+    core_model: str | None = None,
+) -> dict[str, Path]:
+    """The maps of one scan: ``labels`` (a nehmap label map) and, pre-operatively, ``neh``.
+
+    On ``nehmap segment`` output (``<dir>/<case>/<case>_seg-*.nii.gz``):
+
+    * the label map is ``model``'s when a network is named, else ``core_model``'s when
+      given and present, else :data:`DEFAULT_ET_MODEL`'s (``unetrpp``), else the one
+      network of the UNETR++ family (a name containing ``unetrpp``, not the consensus
+      network), else the only network with nehmap labels;
+    * pre-operatively (``role="preop"``), with ``model`` None or ``"fused"``, the pNEH is
+      the fused consensus mask ``<case>_neh-mask.nii.gz`` (the paper's pNEH is the
+      consensus) when present; a named network gives its own NEH (label 3).
+
+    Elsewhere :func:`find_segmentation` finds the label map (and NEH is its label 3).
+
+    Parameters
+    ----------
+    seg_dir : path
+    case_id : str
+    model : str or None
+        Network name, ``"fused"`` (pre-operative only) or None.
+    role : {"preop", "recurrence"}
+    core_model : str, optional
+        Network for the label map when ``model`` is None or ``"fused"``.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"labels": ...}`` plus ``"neh"`` when the fused mask is used.
+
+    Raises
+    ------
+    nehmap.errors.NehmapInputError
+        Nothing found, ``fused`` asked for a recurrence ET, or several networks and no
+        default among them.
+    """
+    from nehmap.errors import NehmapInputError
+    from nehmap.io.segmentations import _model_scheme
+
+    folder = Path(seg_dir) / case_id
+    fused = folder / f"{case_id}_neh-mask.nii.gz"
+    if model == "fused" and role != "preop":
+        raise NehmapInputError(
+            seg_dir,
+            "'fused' is the fused NEH mask: it holds no enhancing tumour for the recurrence.",
+            "Name a network with --recurrence-model (or leave it out for the default "
+            f"{DEFAULT_ET_MODEL}).",
+        )
+    networks = (
+        sorted(
+            p.name[len(case_id) + 5 : -len(".nii.gz")]
+            for p in folder.glob(f"{case_id}_seg-*.nii.gz")
+        )
+        if folder.is_dir()
+        else []
+    )
+    if not networks:
+        if model == "fused":
+            raise NehmapInputError(
+                seg_dir,
+                f"has no 'nehmap segment' output for {case_id} (no {case_id}/{fused.name}).",
+                "Run 'nehmap segment' on the scans, or name the model of the label maps.",
+            )
+        return {"labels": find_segmentation(seg_dir, case_id, model)}
+    out: dict[str, Path] = {}
+    if model in (None, "fused") and role == "preop" and fused.is_file():
+        out["neh"] = fused
+    elif model == "fused":
+        raise NehmapInputError(
+            folder, f"has no fused NEH mask ({fused.name}).", "Run 'nehmap segment' again."
+        )
+    if model and model != "fused":
+        out["labels"] = find_segmentation(seg_dir, case_id, model)
+        return out
+    usable = [m for m in networks if _model_scheme(folder, case_id, m) == "nehmap"]
+    family = [m for m in usable if DEFAULT_ET_MODEL in m and "consensus" not in m]
+    if core_model and core_model in usable:
+        chosen = core_model
+    elif DEFAULT_ET_MODEL in usable:
+        chosen = DEFAULT_ET_MODEL
+    elif len(family) == 1:
+        chosen = family[0]
+    elif len(usable) == 1:
+        chosen = usable[0]
+    else:
+        option = "--preop-model" if role == "preop" else "--recurrence-model"
+        raise NehmapInputError(
+            folder,
+            f"holds segmentations of several models ({', '.join(networks)}) and not the "
+            f"default {DEFAULT_ET_MODEL}.",
+            f"Name the model with {option}.",
+        )
+    out["labels"] = folder / f"{case_id}_seg-{chosen}.nii.gz"
+    return out
+
+
+def load_scan(
+    files: Any,
+    seg_dir: Path,
+    model: str | None,
+    modalities: Sequence[str],
+    role: str = "preop",
+    core_model: str | None = None,
+) -> tuple:
+    """(Scan, Case, maps used) of one time point (see :func:`resolve_maps`)."""
     from nehmap.errors import CaseError
     from nehmap.io import load_case, read_image
     from nehmap.labels import unexpected_values
 
     case = load_case(files, load_labels=False, load_rcbv=False)
-    seg_path = find_segmentation(seg_dir, case.case_id, model)
-    seg = read_image(seg_path, dtype=None, kind="label map")
-    if seg.array.shape != case.shape or seg.grid.canonical_distance_mm(case.grid) > 1e-3:
-        raise CaseError(
-            case.case_id,
-            seg_path,
-            f"the segmentation (shape {seg.array.shape}) is not on the scan's grid "
-            f"(shape {case.shape}).",
-            "Segment the scan itself (nehmap segment writes on the input grid).",
-        )
-    labels = np.asarray(seg.array)
-    if labels.dtype.kind == "f":
-        if not np.all(labels == np.round(labels)):
-            raise CaseError(case.case_id, seg_path, "holds non-integer labels.", "")
-    labels = labels.astype(np.int64)
+    maps = resolve_maps(seg_dir, case.case_id, model, role, core_model)
+    arrays = {}
+    for key, seg_path in maps.items():
+        seg = read_image(seg_path, dtype=None, kind="label map")
+        if seg.array.shape != case.shape or seg.grid.canonical_distance_mm(case.grid) > 1e-3:
+            raise CaseError(
+                case.case_id,
+                seg_path,
+                f"the segmentation (shape {seg.array.shape}) is not on the scan's grid "
+                f"(shape {case.shape}).",
+                "Segment the scan itself (nehmap segment writes on the input grid).",
+            )
+        labels = np.asarray(seg.array)
+        if labels.dtype.kind == "f":
+            if not np.all(labels == np.round(labels)):
+                raise CaseError(case.case_id, seg_path, "holds non-integer labels.", "")
+        arrays[key] = labels.astype(np.int64)
+    labels = arrays["labels"]
     bad = unexpected_values(labels, "nehmap")
     if bad:
         raise CaseError(
             case.case_id,
-            seg_path,
+            maps["labels"],
             f"holds labels {list(bad)} outside nehmap's 0-4.",
             "Give nehmap label maps (0 background, 1 NC, 2 ED, 3 NEH, 4 ET).",
         )
+    neh = arrays["neh"] > 0 if "neh" in arrays else None
     images = {m: case.images[m] for m in modalities}
-    scan = Scan(images, labels.astype(np.uint8), case.affine, case.brain_mask(), case.case_id)
-    return scan, case, seg_path
+    scan = Scan(images, labels.astype(np.uint8), case.affine, case.brain_mask(), case.case_id, neh)
+    return scan, case, maps
+
+
+def control_map(controls: Sequence[np.ndarray], shape: tuple[int, ...], k: int = 8) -> np.ndarray:
+    """A label map of the first ``k`` matched placements (label i = placement i; later win).
+
+    Parameters
+    ----------
+    controls : sequence of numpy.ndarray of int
+        Flat indices of each control on a grid of ``shape``.
+    shape : tuple of int
+    k : int, default 8
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape ``shape``
+    """
+    out = np.zeros(int(np.prod(shape)), dtype=np.uint8)
+    for i, flat in enumerate(controls[:k]):
+        out[flat] = i + 1
+    return out.reshape(shape)
+
+
+def _map_kind(path: str) -> str:
+    name = Path(path).name
+    if name.endswith("_neh-mask.nii.gz"):
+        return "fused consensus NEH mask (<case>_neh-mask)"
+    if "_seg-" in name:
+        model = name.split("_seg-")[-1].removesuffix(".nii.gz")
+        return f"{model} label map (<case>_seg-{model})"
+    return "label map (<case>.nii.gz)"
+
+
+def describe_maps(segmentations: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
+    """Which maps gave pNEH, the pre-operative core and the recurrence ET (for the record).
+
+    Parameters
+    ----------
+    segmentations : mapping
+        Patient -> ``{"preop", "preop_neh", "recurrence"}`` file paths.
+
+    Returns
+    -------
+    dict
+        ``pneh``, ``preop_core`` and ``recurrence_et`` -> the kinds of map used (sorted).
+    """
+    kinds: dict[str, set[str]] = {"pneh": set(), "preop_core": set(), "recurrence_et": set()}
+    for files in segmentations.values():
+        kinds["pneh"].add(_map_kind(files.get("preop_neh", files["preop"])))
+        kinds["preop_core"].add(_map_kind(files["preop"]))
+        kinds["recurrence_et"].add(_map_kind(files["recurrence"]))
+    return {key: sorted(value) for key, value in kinds.items()}
 
 
 def _versions() -> dict[str, str]:
@@ -1156,13 +868,21 @@ def run_recurrence(
             continue
         bar.set_postfix_str(subject)
         try:
-            pre, _, pre_seg = load_scan(
-                pre_files, config.preop_seg, config.preop_model, config.modalities
+            pre, _, pre_maps = load_scan(
+                pre_files, config.preop_seg, config.preop_model, config.modalities, "preop"
             )
-            rec, rec_case, rec_seg = load_scan(
-                rec_files, config.recurrence_seg, config.recurrence_model, config.modalities
+            rec, rec_case, rec_maps = load_scan(
+                rec_files,
+                config.recurrence_seg,
+                config.recurrence_model,
+                config.modalities,
+                "recurrence",
             )
-            segmentations[subject] = {"preop": str(pre_seg), "recurrence": str(rec_seg)}
+            segmentations[subject] = {
+                "preop": str(pre_maps["labels"]),
+                "preop_neh": str(pre_maps.get("neh", pre_maps["labels"])),
+                "recurrence": str(rec_maps["labels"]),
+            }
             transforms = out_dir / "transforms" / subject if config.keep_transforms else None
             result = analyse_pair(
                 pre,
@@ -1196,9 +916,12 @@ def run_recurrence(
             tqdm.write(f"{subject}: analysis failed: {exc}", file=sys.stderr)
             continue
         warped_dir = out_dir / "warped"
-        for name, mask in (("pneh", result.pneh), ("preop-core", result.core)):
+        masks = [("pneh", result.pneh), ("preop-core", result.core)]
+        if result.controls:
+            masks.append(("matched-controls", control_map(result.controls, result.pneh.shape)))
+        for name, mask in masks:
             path = write_image(
-                mask.astype(np.uint8),
+                np.asarray(mask).astype(np.uint8),
                 rec_case.grid,
                 warped_dir / f"{subject}_{name}.nii.gz",
                 dtype=np.uint8,
@@ -1253,15 +976,18 @@ def run_recurrence(
         else 0,
         "excluded": excluded,
         "segmentations": segmentations,
+        "maps": describe_maps(segmentations),
         "columns": {
             "recurrence_cases.csv": dict(CASE_COLUMNS),
             "recurrence_tests.csv": dict(TEST_COLUMNS),
             "excluded.csv": {"case": "patient ID", "reason": "why it is not in the tests"},
         },
         "tests": (
-            "paper: raw mean edge distance vs 0 (degenerate) and the other metrics' chance "
-            "ratios vs 1; chance_ratio: every chance ratio vs 1 in the direction of "
-            "agreement; chance_rank: chance rank vs 0.5 (valid under a skewed null)"
+            "primary: the matched chance model's chance_rank test (pNEH against "
+            "distance-matched placements in tissue that could hold NEH), Holm-adjusted "
+            "across the four paper metrics; matched_control: pNEH minus its matched "
+            "controls vs 0; paper (brain model, as the paper): raw mean edge distance vs 0 "
+            "(degenerate) and the other chance ratios vs 1; chance_ratio: chance ratio vs 1"
         ),
     }
     path = out_dir / "recurrence_run.json"
