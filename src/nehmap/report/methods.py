@@ -109,7 +109,23 @@ def segmentation_text(config: StudyConfig) -> str:
         f"p ≥ {esc(f'{s.threshold:g}')}. The two-level consensus map marks high-probability "
         f"NEH (p ≥ {esc(f'{s.threshold:g}')}) and low-probability NEH "
         f"({esc(f'{s.low:g}')} ≤ p &lt; {esc(f'{s.threshold:g}')})."
+        f" {CHOICES_TEXT}"
     )
+
+
+CHOICES_TEXT = (
+    "Where the paper leaves room, nehmap chose as follows (docs/method.md gives the "
+    "reasons). PAUNet is nehmap's reconstruction: the paper gives no layer sizes, and its "
+    "high-resolution branch is a full-resolution residual path on the input joining the "
+    "last decoder level. UNETR++ concatenates its attention heads cleanly (the reference "
+    "code's token/channel permutation is available as <code>epa_layout=reference</code> "
+    "for imported public checkpoints). The consensus network reads the four MRI sequences "
+    "and outputs background, low and high NEH (the paper's n = 2 counts foreground "
+    "labels). The low-probability threshold of the two-level map is nehmap's; the paper "
+    "gives none. NEH training labels follow the paper's derivation (BraTS 2017-2020 NCR/NET "
+    "that a BraTS 2021-style segmentation does not call necrosis, then a 1 mm opening and "
+    "removal of components below 50 mm³, sizes the paper does not give)."
+)
 
 
 def agreement_text(config: StudyConfig) -> str:
