@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "export-nnunet": "nehmap.commands.export_nnunet",
     "import-nnunet": "nehmap.commands.import_nnunet",
     "import-weights": "nehmap.commands.import_weights",
+    "view": "nehmap.commands.view",
 }
 
 
