@@ -48,16 +48,16 @@ def read_segment_record(folder: Path) -> tuple[str, dict]:
     folder = Path(folder)
     if not folder.is_dir():
         raise NehmapInputError(
-            f"{folder}: no such folder. Give a case folder written by nehmap segment "
-            "(<out>/<case>/)."
+            folder, "no such folder.", "Give a case folder written by nehmap segment (OUT/CASE)."
         )
     records = sorted(folder.glob("*_nehmap.json"))
     if not records:
         raise NehmapInputError(
-            f"{folder}: no <case>_nehmap.json record here, so this is not a case folder "
-            f"written by nehmap segment (expected {folder.name}_nehmap.json beside "
-            f"{folder.name}_seg-<model>.nii.gz). Run nehmap segment first, and give one "
-            "case's folder, e.g. OUT/CASE."
+            folder,
+            "no <case>_nehmap.json record here, so this is not a case folder written by "
+            f"nehmap segment (expected {folder.name}_nehmap.json beside "
+            f"{folder.name}_seg-<model>.nii.gz).",
+            "Run nehmap segment first, and give one case's folder, e.g. OUT/CASE.",
         )
     path = records[0]
     case_id = path.name.removesuffix("_nehmap.json")
@@ -65,8 +65,9 @@ def read_segment_record(folder: Path) -> tuple[str, dict]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise NehmapInputError(
-            f"{path}: cannot read the segment record ({exc}). Run nehmap segment again "
-            "with --overwrite."
+            path,
+            f"cannot read the segment record ({exc}).",
+            "Run nehmap segment again with --overwrite.",
         ) from exc
     return case_id, record if isinstance(record, dict) else {}
 
@@ -141,13 +142,15 @@ def segment_case(
             maps.append((Layer(label, kind, read[0], **options), str(path)))
     if not maps:
         expected = [f"{case_id}_seg-<model>.nii.gz", f"{case_id}_neh-prob.nii.gz"]
-        message = (
-            f"{folder}: no readable segmentation output ({' or '.join(expected)}) beside "
-            f"{case_id}_nehmap.json. Run nehmap segment again for this case with --overwrite."
+        error = NehmapInputError(
+            folder,
+            f"no readable segmentation output ({' or '.join(expected)}) beside "
+            f"{case_id}_nehmap.json.",
+            "Run nehmap segment again for this case with --overwrite.",
         )
         if strict:
-            raise NehmapInputError(message)
-        return ViewerCase(case_id, title, (1.0, 1.0, 1.0), [], [message])
+            raise error
+        return ViewerCase(case_id, title, (1.0, 1.0, 1.0), [], [str(error)])
     shape = maps[0][0].array.shape
     spacing = (1.0, 1.0, 1.0)
     inputs = record.get("inputs", {}) if isinstance(record.get("inputs"), dict) else {}
