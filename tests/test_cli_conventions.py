@@ -9,9 +9,8 @@ import pytest
 from nehmap.cli import build_parser
 from nehmap.commands.options import HELP_TEXTS
 
-# Commands that define their shared options through nehmap.commands.options.
-CONVERTED = {"segment", "view"}
-LONG = {"segment"}  # long commands converted so far: each takes --no-progress and --quiet
+SHORT = {"models", "view", "validate"}
+"""Commands that draw no progress bar (``validate`` only dispatches to its analyses)."""
 
 
 def _commands(
@@ -28,11 +27,17 @@ def _commands(
     return out
 
 
-def _options(parser: argparse.ArgumentParser) -> dict[str, str]:
-    return {s: a.help or "" for a in parser._actions for s in a.option_strings}
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {s: a for a in parser._actions for s in a.option_strings}
 
 
 COMMANDS = _commands(build_parser())
+
+
+def test_every_command_is_walked() -> None:
+    assert {"segment", "view", "validate rcbv", "validate recurrence", "synth", "train"} <= set(
+        COMMANDS
+    )
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -43,24 +48,29 @@ def test_every_help_prints(name: str, capsys) -> None:
     assert "usage: nehmap" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", sorted(CONVERTED))
-def test_shared_options_have_the_shared_names_and_help(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_shared_options_have_the_shared_names_and_help(name: str, capsys) -> None:
     options = _options(COMMANDS[name])
-    shared = [o for o in HELP_TEXTS if o in options]
-    assert shared
-    for option in shared:
-        expected = HELP_TEXTS[option].split("{")[0].split(":")[0]
-        assert options[option].startswith(expected), (name, option, options[option])
-    if "--out" in options:
-        assert "-o" in options
-    if "--quiet" in options:
-        assert "-q" in options
+    for option, text in HELP_TEXTS.items():
+        if option not in options:
+            continue
+        expected = text.split("{")[0]
+        if option == "--overwrite":
+            expected = expected.split(":")[0]
+        assert (options[option].help or "").startswith(expected), (name, option)
+    # the short forms go with the long ones
+    for short, long in (("-o", "--out"), ("-q", "--quiet")):
+        if long in options:
+            assert options[short] is options[long], (name, short)
+    # and the help text shows them as shared
+    COMMANDS[name].print_help()
+    assert "--quiet" in capsys.readouterr().out or name in SHORT | {"models"}
 
 
-@pytest.mark.parametrize("name", sorted(LONG))
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - SHORT))
 def test_long_commands_take_no_progress_and_quiet(name: str) -> None:
-    args = COMMANDS[name].parse_args(["x", "-o", "y", "--no-progress", "--quiet"])
-    assert args.no_progress and args.quiet
+    options = _options(COMMANDS[name])
+    assert "--no-progress" in options and "--quiet" in options and "-q" in options
 
 
 def test_progress_only_on_a_terminal(monkeypatch) -> None:
@@ -73,3 +83,17 @@ def test_progress_only_on_a_terminal(monkeypatch) -> None:
     assert options.show_progress(args)
     assert not options.show_progress(argparse.Namespace(no_progress=True, quiet=False))
     assert not options.show_progress(argparse.Namespace(no_progress=False, quiet=True))
+
+
+def test_nothing_could_start_is_exit_code_2(tmp_path, capsys) -> None:
+    from nehmap.cli import main
+
+    missing = str(tmp_path / "missing")
+    for argv in (
+        ["segment", missing, "-o", str(tmp_path / "o")],
+        ["view", missing],
+        ["evaluate", missing, missing, "-o", str(tmp_path / "o")],
+        ["cases", missing],
+    ):
+        assert main(argv) == 2, argv
+        assert "error" in capsys.readouterr().err

@@ -22,7 +22,8 @@ EXIT_NOTHING_STARTED = 2
 
 HELP_TEXTS = {
     "--no-progress": "no progress bar (bars are only drawn on a terminal anyway)",
-    "--quiet": "print only warnings and errors (implies --no-progress)",
+    "--quiet": "no progress bar and no progress messages; warnings, errors and the final "
+    "summary are still printed",
     "--overwrite": "redo or replace outputs that already exist",
     "--device": "cuda, cuda:1, mps or cpu (default: automatic)",
     "--threads": "CPU threads per process (default: {default})",
@@ -56,40 +57,55 @@ def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup, **kwar
     parser.add_argument("--device", help=HELP_TEXTS["--device"], **kwargs)
 
 
-def add_threads(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int) -> None:
-    """``--threads N``: CPU threads per process."""
+def add_threads(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    default: int,
+    default_text: str | None = None,
+) -> None:
+    """``--threads N``: CPU threads per process (``default_text`` replaces the default's
+    value in the help, e.g. "the file's")."""
     parser.add_argument(
         "--threads", type=int, default=default, metavar="N",
-        help=HELP_TEXTS["--threads"].format(default=default),
+        help=HELP_TEXTS["--threads"].format(default=default_text or default),
     )  # fmt: skip
 
 
 def add_workers(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None, **kwargs
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    default: int | None,
+    default_text: str | None = None,
+    **kwargs,
 ) -> None:
-    """``--workers N``: parallel worker processes."""
+    """``--workers N``: parallel worker processes (``default_text`` as for --threads)."""
     parser.add_argument(
         "--workers", type=int, default=default, metavar="N",
-        help=HELP_TEXTS["--workers"].format(default=default), **kwargs,
+        help=HELP_TEXTS["--workers"].format(default=default_text or default), **kwargs,
     )  # fmt: skip
 
 
 def add_seed(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int = 0, **kwargs
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    default: int | None = 0,
+    default_text: str | None = None,
+    **kwargs,
 ) -> None:
-    """``--seed N``: seed of all randomness."""
+    """``--seed N``: seed of all randomness (``default_text`` as for --threads)."""
     kwargs.setdefault("type", int)
     parser.add_argument(
         "--seed", default=default, metavar="N",
-        help=HELP_TEXTS["--seed"].format(default=default), **kwargs,
+        help=HELP_TEXTS["--seed"].format(default=default_text or default), **kwargs,
     )  # fmt: skip
 
 
 def add_out(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str, *, required: bool = True
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    what: str,
+    *,
+    required: bool = True,
+    **kwargs,
 ) -> None:
     """``-o/--out``: where the command writes; ``what`` says what it is."""
-    parser.add_argument("-o", "--out", required=required, help=what)
+    parser.add_argument("-o", "--out", required=required, help=what, **kwargs)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
