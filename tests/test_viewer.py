@@ -22,7 +22,13 @@ from nehmap.report.viewer import (
     quantise,
 )
 from nehmap.report.viewer_cases import segment_case
-from nehmap.report.viewer_page import NIIVUE_VERSION, data_json
+from nehmap.report.viewer_page import (
+    LICENCE_FILE,
+    NIIVUE_FILE,
+    NIIVUE_SHA256,
+    NIIVUE_VERSION,
+    data_json,
+)
 from viewer_data import SHAPE, brain_and_tumour, write_case
 
 
@@ -194,3 +200,30 @@ def test_view_notes_a_missing_image_and_still_writes(tmp_path, capsys) -> None:
     captured = capsys.readouterr()
     assert "FLAIR not shown" in captured.err
     assert (folder / "CASE-01_viewer.html").is_file()
+
+
+def test_vendored_niivue_is_the_pinned_release_with_its_licence() -> None:
+    import hashlib
+    from importlib import resources
+
+    vendor = resources.files("nehmap.report").joinpath("vendor")
+    assert hashlib.sha256(vendor.joinpath(NIIVUE_FILE).read_bytes()).hexdigest() == NIIVUE_SHA256
+    licence = vendor.joinpath(LICENCE_FILE).read_text(encoding="utf-8")
+    assert "BSD 2-Clause License" in licence and f"NiiVue {NIIVUE_VERSION}" in licence
+
+
+def test_report_section_says_which_cases_were_downsampled(monkeypatch, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from nehmap.report import viewer_section
+
+    cases = [_case(0), _case(1)]
+    monkeypatch.setattr(viewer_section, "figure1_cases", lambda ctx: list(cases))
+    monkeypatch.setattr(viewer_section, "figure4_case", lambda ctx: None)
+    full = sum(e["bytes"] for e in encode_cases(cases, 10**9))
+    monkeypatch.setattr(
+        viewer_section, "encode_cases", lambda c: encode_cases(c, budget_bytes=full * 2 // 3)
+    )
+    html = viewer_section.viewer_section(SimpleNamespace())
+    assert html.count('class="note"') == 1 and "Down-sampled by 2" in html
+    assert "C0: Down-sampled" in html or "C1: Down-sampled" in html

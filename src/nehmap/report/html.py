@@ -248,7 +248,11 @@ def html_table(
         cells = []
         for value, fmt, num in zip(record, formatters, aligned, strict=True):
             text = fmt(value)
-            cls = ' class="num"' if num else (' class="nw"' if len(text) <= SHORT_TEXT else ' class="long"')
+            cls = (
+                ' class="num"'
+                if num
+                else (' class="nw"' if len(text) <= SHORT_TEXT else ' class="long"')
+            )
             cells.append(f"<td{cls}>{esc(text)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""

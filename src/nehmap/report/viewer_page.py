@@ -19,6 +19,8 @@ NIIVUE_VERSION = "0.69.0"
 """The vendored NiiVue release (npm ``@niivue/niivue``)."""
 
 NIIVUE_FILE = f"niivue-{NIIVUE_VERSION}.umd.min.js"
+NIIVUE_SHA256 = "47b896b77ec4a5be3ef1949c33ad393b6f45629921f326c279000bcf51bdb4af"
+"""SHA-256 of ``dist/niivue.umd.js`` in the npm package ``@niivue/niivue@0.69.0``."""
 LICENCE_FILE = "NIIVUE-LICENSE.txt"
 
 VIEWS = (("multi", "All views"), ("axial", "Axial"), ("coronal", "Coronal"),

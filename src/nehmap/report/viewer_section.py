@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from nehmap.report import examples, paper
 from nehmap.report.html import note, section, what_this_shows
-from nehmap.report.viewer import ViewerCase
+from nehmap.report.viewer import ViewerCase, encode_cases
 from nehmap.report.viewer_cases import recurrence_case, segment_case
-from nehmap.report.viewer_page import viewer_html
+from nehmap.report.viewer_page import viewer_block
 
 if TYPE_CHECKING:
     from nehmap.report.sections import ReportContext
@@ -87,5 +87,8 @@ def viewer_section(ctx: ReportContext) -> str:
     if not cases:
         parts.append(note("No segmentation or recurrence outputs to show: the viewer is left out."))
     else:
-        parts.append(viewer_html(cases))
+        encoded = encode_cases(cases)
+        parts.append(viewer_block(encoded))
+        for case in encoded:  # said outside the viewer too, for readers without JavaScript
+            parts.extend(note(f"{case['id']}: {n}") for n in case["notes"] if "Down-sampled" in n)
     return section(ANCHOR, TITLE, parts)
