@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; use --overwrite to replace it, or -o.", file=sys.stderr)
         return EXIT_NOTHING_STARTED
-    case.title = f"segmented by nehmap ({folder})"
+    case.title = f"nehmap segment output in {folder}"
     text = standalone_page([case], f"{case.case_id}: nehmap viewer")
     write_text_atomic(out, text)
     if not args.quiet:

@@ -85,6 +85,7 @@ def segment_case(
     title: str = "",
     threshold: float | None = None,
     strict: bool = False,
+    modalities: Sequence[str] | None = None,
 ) -> ViewerCase:
     """The layers of one ``nehmap segment`` case folder.
 
@@ -98,6 +99,7 @@ def segment_case(
             record's, else 0.5).
         strict: raise when no segmentation output can be read (``nehmap view``);
             otherwise return a case with whatever could be read.
+        modalities: the input images to show (keys of :data:`VIEWER_IMAGES`; default all).
 
     Raises:
         NehmapInputError: with ``strict``, the folder holds no readable map; the message
@@ -159,7 +161,7 @@ def segment_case(
     layers: list[Layer] = []
     notes: list[str] = []
     for key, label in VIEWER_IMAGES:
-        if key not in paths:
+        if key not in paths or (modalities is not None and key not in modalities):
             continue
         read = _read(paths[key])
         if read is None:

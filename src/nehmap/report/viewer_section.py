@@ -18,6 +18,9 @@ from nehmap.report.viewer_page import viewer_block
 if TYPE_CHECKING:
     from nehmap.report.sections import ReportContext
 
+REPORT_IMAGES = ("t1c", "flair", "rcbv")
+"""The input images the report's viewer shows (T1 and T2 are left out to save space)."""
+
 ANCHOR, TITLE = "viewer", "Interactive viewer: Figure 1 cases and the Figure 4 patient"
 
 WHAT_VIEWER = (
@@ -53,6 +56,7 @@ def figure1_cases(ctx: ReportContext) -> list[ViewerCase]:
             models=ctx.models,
             title=f"Figure 1, {cohort} cohort: {why}",
             threshold=ctx.config.segment.threshold,
+            modalities=REPORT_IMAGES,
         )
         if viewer_case.layers:
             out.append(viewer_case)
