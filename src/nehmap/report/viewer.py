@@ -58,6 +58,8 @@ class Layer:
         visible: shown when the case opens.
         opacity: opacity when shown (0-1).
         threshold: for probabilities, the value below which nothing is drawn.
+        palette: for label and level maps, value -> (RGB 0-255, name) replacing the
+            standard colours (:data:`~nehmap.labels.LABEL_COLOURS`, :data:`LEVEL_COLOURS`).
     """
 
     name: str
@@ -66,6 +68,7 @@ class Layer:
     visible: bool = True
     opacity: float = 1.0
     threshold: float | None = None
+    palette: dict[int, tuple[tuple[int, int, int], str]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -182,10 +185,15 @@ def nifti_base64(
     return base64.b64encode(raw).decode("ascii")
 
 
-def label_colormap(kind: str) -> dict:
+def label_colormap(
+    kind: str, palette: dict[int, tuple[tuple[int, int, int], str]] | None = None
+) -> dict:
     """NiiVue's label colour table (R, G, B, A, I, labels) of a label or level layer."""
     colours = LABEL_COLOURS if kind == "labels" else LEVEL_COLOURS
     names = LABEL_NAMES if kind == "labels" else LEVEL_NAMES
+    if palette:
+        colours = {v: rgb for v, (rgb, _) in palette.items()}
+        names = {v: name for v, (_, name) in palette.items()}
     table: dict[str, list] = {"R": [0], "G": [0], "B": [0], "A": [0], "I": [0], "labels": [""]}
     for value in sorted(colours):
         r, g, b = colours[value]
@@ -211,13 +219,15 @@ def _display_range(kind: str, q: np.ndarray, slope: float, inter: float) -> tupl
 def focus_fraction(case: ViewerCase, box: tuple[slice, slice, slice]) -> list[float] | None:
     """Where the crosshair opens, as fractions of the cropped box (0-1 per axis).
 
-    On the fused probability above its threshold (else any map's non-zero voxels): the
+    On the fused probability above its threshold (else a two-level map's, else a label
+    map's non-zero voxels, e.g. the warped pNEH of the H3 case before the labels): the
     voxel of that mask nearest the point whose three planes hold the most of it. None
     when no map has any.
     """
+    order = {"probability": 0, "levels": 1, "labels": 2, "uncertainty": 3}
     maps = sorted(
         (layer for layer in case.layers if layer.kind != "image"),
-        key=lambda layer: layer.kind != "probability",
+        key=lambda layer: order[layer.kind],
     )
     for layer in maps:
         cropped = layer.array[box]
@@ -283,7 +293,7 @@ def encode_case(case: ViewerCase, factor: int = 1) -> dict:
                     "probability": "warm",
                     "uncertainty": "viridis",
                 }.get(layer.kind, ""),
-                "labels": label_colormap(layer.kind) if nearest else None,
+                "labels": label_colormap(layer.kind, layer.palette) if nearest else None,
                 "data": data,
             }
         )

@@ -24,6 +24,9 @@ from nehmap.report.viewer import Layer, ViewerCase
 VIEWER_IMAGES = (("t1c", "T1c"), ("flair", "FLAIR"), ("rcbv", "rCBV"), ("t1", "T1"), ("t2", "T2"))
 """Input images shown (modality key in the record, display name), underneath first."""
 
+PNEH_COLOUR = (230, 40, 230)
+"""Colour of the warped pNEH mask (magenta: none of the labels' colours)."""
+
 _READ_ERRORS = (OSError, ValueError, EOFError)  # NehmapInputError is a ValueError
 
 
@@ -203,7 +206,9 @@ def recurrence_case(
     else:
         notes.append("No readable recurrence T1c on the pNEH's grid: shown on black.")
     layers.append(Layer("recurrence labels", "labels", seg[0], opacity=0.5))
-    kind = "levels" if np.all(np.isin(pneh[0], (0, 1))) else "probability"
-    pneh_array = pneh[0] * 2 if kind == "levels" else pneh[0]
-    layers.append(Layer("warped pNEH", kind, pneh_array, opacity=0.7, threshold=0.5))
+    if np.all(np.isin(pneh[0], (0, 1))):  # a mask: magenta, apart from the labels' colours
+        palette = {1: (PNEH_COLOUR, "warped pNEH")}
+        layers.append(Layer("warped pNEH", "levels", pneh[0], opacity=0.7, palette=palette))
+    else:
+        layers.append(Layer("warped pNEH", "probability", pneh[0], opacity=0.7, threshold=0.5))
     return ViewerCase(subject, title, pneh[1], layers, notes)  # type: ignore[arg-type]

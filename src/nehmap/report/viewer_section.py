@@ -29,7 +29,7 @@ WHAT_VIEWER = (
     "the crosshair. Layers: each model's four labels (NC red, ED green, NEH blue, ET "
     "yellow), the fused NEH probability above an adjustable threshold (colour bar), the "
     "two-level map (light blue low, dark blue high probability), the models' uncertainty "
-    "and, for H3, the warped pre-operative NEH on the recurrence scan. The volumes are "
+    "and, for H3, the warped pre-operative NEH (magenta) on the recurrence scan. The volumes are "
     "cropped to the brain and quantised to 256 levels; the page needs no network."
 )
 
