@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nehmap-installed
 
-.PHONY: demo test lint install clean weights weights-derived
+.PHONY: demo test lint install clean weights weights-derived browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,17 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-test: $(STAMP) lint
+# Headless Chromium for the viewer's browser tests: installed from Debian when missing and
+# this is root with apt-get; otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing chromium for the browser tests"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	        >/dev/null 2>&1 || echo "could not install chromium: browser tests will skip"; \
+	    else echo "no chromium (and not root with apt-get): browser tests will skip"; fi; }
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
 clean:

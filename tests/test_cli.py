@@ -8,7 +8,13 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out.strip() == f"nehmap {__version__}"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"nehmap {__version__}"
+    assert [line.split()[0] for line in lines[1:]] == ["torch", "MONAI", "ANTsPy", "device"]
+    import torch
+
+    assert lines[1] == f"torch {torch.__version__}"
+    assert lines[4].split()[1] in ("cpu", "cuda", "mps")
 
 
 def test_every_command_has_help(capsys):

@@ -567,8 +567,16 @@ def test_report_is_written_to_the_output_folder(study: dict) -> None:
 
 def test_report_is_self_contained(study: dict) -> None:
     text = study["text"].lower()
-    for forbidden in ('src="http', "<script", "<link", "@import", "url(", "http://", "https://"):
-        assert forbidden not in text, forbidden
+    # the only scripts are the viewer's, inline: its data, NiiVue and the controls
+    tags = re.findall(r"(<script[^>]*>).*?</script>", text, flags=re.DOTALL)
+    assert tags == [
+        '<script type="application/json" id="nehmap-viewer-data">',
+        "<script>",
+        "<script>",
+    ]
+    outside = re.sub(r"<script[^>]*>.*?</script>", "", text, flags=re.DOTALL)
+    for forbidden in ('src="http', "<link", "@import", "url(", "http://", "https://"):
+        assert forbidden not in outside, forbidden
 
 
 def test_every_figure_is_an_embedded_png(study: dict) -> None:

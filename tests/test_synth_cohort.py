@@ -158,7 +158,7 @@ def test_command(tmp_path, capsys):
     assert run(args) == 0
     assert not (out / "images_DSC").exists()
     assert (out / "images_segm" / "UPENN-GBM-00001_11_segm.nii.gz").is_file()
-    assert run(args) == 1
+    assert run(args) == 2  # nothing could start
     assert "--overwrite" in capsys.readouterr().err
     assert (
         run(

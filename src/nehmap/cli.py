@@ -25,7 +25,44 @@ COMMANDS: dict[str, str] = {
     "export-nnunet": "nehmap.commands.export_nnunet",
     "import-nnunet": "nehmap.commands.import_nnunet",
     "import-weights": "nehmap.commands.import_weights",
+    "view": "nehmap.commands.view",
 }
+
+
+def version_text() -> str:
+    """nehmap's version, those of torch, MONAI and ANTsPy, and the device found."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [f"nehmap {__version__}"]
+    for label, dist in (("torch", "torch"), ("MONAI", "monai"), ("ANTsPy", "antspyx")):
+        try:
+            lines.append(f"{label} {version(dist)}")
+        except PackageNotFoundError:
+            lines.append(f"{label} not installed")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda ({torch.cuda.get_device_name(0)})"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    except ImportError:
+        device = "unknown (torch is not installed)"
+    lines.append(f"device {device}")
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_text` and exit 0."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version_text())
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Probability maps of the non-enhancing hypercellular tumour (NEH) from "
         "brain-tumour MRI, and their validation against perfusion and recurrence.",
     )
-    parser.add_argument("--version", action="version", version=f"nehmap {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of nehmap, torch, MONAI and ANTsPy and the device found",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read every file and check values and grids (slower; default checks headers)",
     )
     parser.add_argument("--csv", metavar="FILE", help="also write the listing as CSV")
+    from nehmap.commands import options
+
+    options.add_progress(parser)
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 if any case is incomplete or bad"
     )
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
 
+    from nehmap.commands.options import show_progress
     from nehmap.errors import NehmapInputError
     from nehmap.io import check_case_headers, discover, load_case, write_text_atomic
 
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         collection.cases,
         desc="checking cases",
         unit="case",
-        disable=not args.check,
+        disable=not (args.check and show_progress(args)),
         file=sys.stderr,
     )
     for case in cases:

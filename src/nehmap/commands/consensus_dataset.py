@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             channels=args.channels,
             link=args.link,
             overwrite=args.overwrite,
-            progress=progress_enabled(),
+            progress=progress_enabled(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
         return error(exc)

@@ -9,7 +9,11 @@ HELP = "generate a small synthetic cohort, run the study on it and print the rep
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo-output", help="folder for everything (demo-output)")
+    from nehmap.commands import options
+
+    options.add_out(
+        parser, "folder for everything (demo-output)", required=False, default="demo-output"
+    )
     parser.add_argument(
         "--perfusion-cases", type=int, default=12, help="UPenn-like cases with rCBV (12)"
     )
@@ -20,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="RHUH-like pre-operative/recurrence pairs (8)",
     )
     parser.add_argument("--spacing", type=float, default=2.0, help="voxel size in mm (2)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    options.add_seed(parser, 0)
+    options.add_workers(parser, 1)
+    options.add_progress(parser)
 
 
 DEMO_CONFIG = """\
@@ -70,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     data = out / "data"
-    progress = sys.stderr.isatty()
+    from nehmap.commands.options import show_progress
+
+    progress = show_progress(args)
     if not (data / "upenn").is_dir():
         print(f"Generating {args.perfusion_cases} UPenn-like cases with rCBV ...")
         write_cohort(

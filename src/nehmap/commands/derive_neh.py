@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             channels=args.channels,
             link=args.link,
             overwrite=args.overwrite,
-            progress=progress_enabled(),
+            progress=progress_enabled(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
         return error(exc)

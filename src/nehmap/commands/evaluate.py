@@ -37,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="predictions: nehmap segment output, a collection, or a folder of <case>.nii.gz",
     )
     parser.add_argument("ref", help="references, in any of the same forms")
-    parser.add_argument("-o", "--out", required=True, help="output folder for the tables")
+    from nehmap.commands import options
+
+    options.add_out(parser, "output folder for the tables")
+    options.add_progress(parser)
     parser.add_argument(
         "--pred-model",
         help="model whose maps to take from a nehmap segment output PRED "
@@ -149,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from nehmap.commands.options import show_progress
     from nehmap.errors import NehmapInputError, OutputError
     from nehmap.evaluate import evaluate_collections
     from nehmap.io import write_text_atomic
@@ -168,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             tolerance_mm=args.tolerance_mm,
             empty_penalty=args.empty_penalty,
-            progress=True,
+            progress=show_progress(args),
         )
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             regions=args.regions,
             link=args.link,
             overwrite=args.overwrite,
-            progress=progress_enabled(),
+            progress=progress_enabled(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
         return error(exc)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             link=args.link,
             merge_neh=args.merge_neh,
             overwrite=args.overwrite,
-            progress=progress_enabled(),
+            progress=progress_enabled(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
         return error(exc)

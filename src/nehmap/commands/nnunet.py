@@ -54,17 +54,22 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty output folder, replacing the files written there "
+    """The shared ``--overwrite``, ``--no-progress`` and ``-q/--quiet`` of these commands."""
+    from nehmap.commands import options
+
+    options.add_overwrite(
+        parser,
+        "write into a non-empty output folder, replacing the files written there "
         "(inputs are never touched)",
     )
+    options.add_progress(parser)
 
 
-def progress_enabled() -> bool:
-    """Progress bars go to stderr; shown when it is a terminal."""
-    return sys.stderr.isatty()
+def progress_enabled(args: argparse.Namespace) -> bool:
+    """Progress bars go to stderr: on a terminal, without --no-progress or --quiet."""
+    from nehmap.commands.options import show_progress
+
+    return show_progress(args)
 
 
 def print_summary(

@@ -9,6 +9,8 @@ HELP = "segment cases with each model and write the fused NEH probability maps"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nehmap.commands import options
+
     parser.add_argument("input", help="case folder, collection folder or manifest CSV")
     parser.add_argument("-o", "--out", required=True, help="output folder (one subfolder per case)")
     parser.add_argument(
@@ -16,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated shipped model names or checkpoint paths "
         "(default: the shipped paunet,unetrpp)",
     )
-    parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: automatic)")
+    options.add_device(parser)
     parser.add_argument("--tta", action="store_true", help="test-time mirroring (8x slower)")
-    parser.add_argument("--overwrite", action="store_true", help="redo cases already complete")
+    options.add_overwrite(parser, "redo cases already complete")
     parser.add_argument("--layout", help="force the input layout instead of detecting it")
     parser.add_argument(
         "--external",
@@ -51,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write each model's class probabilities",
     )
+    options.add_progress(parser)
 
 
 def _parse_external(specs: list[str]) -> dict[str, tuple[str, list[int]]]:
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from nehmap.commands.options import show_progress
     from nehmap.errors import NehmapInputError
     from nehmap.io import discover, load_case
     from nehmap.io.external import read_external_probabilities
@@ -126,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     failures: list[tuple[str, str]] = []
-    for files in tqdm(todo, desc="cases", unit="case", file=sys.stderr):
+    progress = show_progress(args)
+    for files in tqdm(todo, desc="cases", unit="case", file=sys.stderr, disable=not progress):
         try:
             case = load_case(files, load_labels=False, load_rcbv=False)
             ext = {
@@ -148,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 threshold=args.threshold,
                 low=args.low,
                 fusion=args.fusion,
-                progress=sys.stderr.isatty(),
+                progress=progress,
             )
             write_segmentation(result, case, out, save_probabilities=args.save_probabilities)
         except (NehmapInputError, ValueError, OSError, RuntimeError) as exc:

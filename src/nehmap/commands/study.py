@@ -18,13 +18,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="redo a cached step: segment, measure or recurrence (repeatable)",
     )
-    parser.add_argument("--workers", type=int, help="local worker processes (overrides the file)")
+    from nehmap.commands import options
+
+    options.add_workers(parser, None, "the study file's")
+    options.add_progress(parser)
     parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="run the per-case steps on this Dask scheduler (tcp://host:8786)",
     )
     parser.add_argument("--no-report", action="store_true", help="tables only, no HTML report")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    from nehmap.commands.options import show_progress
+
+    return show_progress(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if args.scheduler:
             config.execution.scheduler = args.scheduler
         result = run_study(
-            config, force=args.force, report=not args.no_report, progress=sys.stderr.isatty()
+            config, force=args.force, report=not args.no_report, progress=_progress(args)
         )
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

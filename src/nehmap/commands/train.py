@@ -50,6 +50,8 @@ _DIRECT = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``nehmap train`` (all default to 'not given', see :func:`config_from_args`)."""
+    from nehmap.commands import options
+
     s = argparse.SUPPRESS
     g = parser.add_argument_group("what to train")
     g.add_argument("--model", default=s, help="paunet, unetrpp or unetrpp-consensus (paunet)")
@@ -67,7 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", default=s, metavar="DIR", help="labelled collection folder or manifest CSV"
     )
     g.add_argument(
-        "--out", default=s, metavar="RUN", help="run folder (checkpoints, logs, split, config)"
+        "-o",
+        "--out",
+        default=s,
+        metavar="RUN",
+        help="run folder (checkpoints, logs, split, config)",
     )
     g.add_argument(
         "--config", metavar="FILE", help="TOML or YAML file of settings (flags override it)"
@@ -144,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=s,
         help="no augmentation (flips, rotations, scaling, intensity, gamma, noise, blur)",
     )
-    g.add_argument("--seed", type=int, default=s, metavar="N", help="seed of all randomness (0)")
+    options.add_seed(g, s, "0")
     g.add_argument(
         "--deterministic",
         action="store_true",
@@ -173,18 +179,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop after N epochs without a better validation mean Dice (off)",
     )
     g = parser.add_argument_group("machine")
-    g.add_argument("--device", default=s, help="cuda, cuda:1, mps or cpu (default: automatic)")
+    options.add_device(g, default=s)
+    options.add_workers(g, s, "0, loading data in the training process", dest="num_workers")
     g.add_argument(
-        "--workers",
-        dest="num_workers",
-        type=int,
+        "--no-progress",
+        dest="progress",
+        action="store_false",
         default=s,
-        metavar="N",
-        help="data-loading worker processes (0: in the training process)",
+        help=options.HELP_TEXTS["--no-progress"],
     )
-    g.add_argument(
-        "--no-progress", dest="progress", action="store_false", default=s, help="no progress bars"
-    )
+    options.add_quiet(g)
     g.add_argument(
         "--no-tensorboard",
         dest="tensorboard",
@@ -261,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config, fmt = config_from_args(args)
+        if args.quiet:
+            config.progress = False
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,10 @@ def _add_cohort_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SEGDIR",
         help="the output folder of nehmap segment for this cohort",
     )
-    p.add_argument("-o", "--out", required=True, help="output folder for the tables")
+    from nehmap.commands import options
+
+    options.add_out(p, "output folder for the tables")
+    options.add_progress(p)
     p.add_argument("--layout", help="force the cohort's layout")
     p.add_argument(
         "--vessel-percentile",
@@ -165,6 +168,12 @@ def _run_perfusion(args: argparse.Namespace, prefix: str, analysis: str, compute
     return 0
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    from nehmap.commands import options
+
+    return options.show_progress(args)
+
+
 def run_rcbv_command(args: argparse.Namespace) -> int:
     from nehmap.validate.perfusion_cohort import run_rcbv
 
@@ -179,7 +188,7 @@ def run_rcbv_command(args: argparse.Namespace) -> int:
             segdir,
             models=models,
             settings=_settings(args),
-            progress=sys.stderr.isatty(),
+            progress=show_progress(args),
         ),
     )
 
@@ -207,7 +216,7 @@ def run_rims_command(args: argparse.Namespace) -> int:
             neh_model=args.neh_model,
             distances_mm=rims,
             settings=_settings(args),
-            progress=sys.stderr.isatty(),
+            progress=show_progress(args),
         ),
     )
 

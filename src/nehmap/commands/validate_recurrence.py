@@ -66,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="registration: quick (nehmap's affine + SyN schedule, default), full "
         "(ANTsPy SyN defaults, about twice as slow) or affine",
     )
-    parser.add_argument("--threads", type=int, default=2, help="ITK threads (2)")
+    from nehmap.commands import options
+
+    options.add_threads(parser, 2)
     parser.add_argument(
         "--modalities",
         default="t1",
@@ -96,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="distance of FractionNearEdge in mm (5)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    options.add_seed(parser, 0)
     parser.add_argument(
         "--permutations",
         type=int,
@@ -147,11 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flag registrations whose Jacobian determinant reaches this or less (0)",
     )
     parser.add_argument("--layout", help="force the collection's layout (e.g. rhuh, manifest)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.add_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; 0 on success, 1 when no patient could be analysed, 2 on bad input."""
+    from nehmap.commands import options
     from nehmap.errors import NehmapInputError, OutputError
     from nehmap.validate.cohort import read_id_list
     from nehmap.validate.recurrence import RecurrenceConfig, run_recurrence
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         exclude_where=tuple(args.exclude_where),
     )
     try:
-        result = run_recurrence(args.cohort, args.out, config, progress=not args.no_progress)
+        result = run_recurrence(args.cohort, args.out, config, progress=options.show_progress(args))
     except (NehmapInputError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from nehmap._version import __version__
 from nehmap.io import write_text_atomic
-from nehmap.report import sections
+from nehmap.report import sections, viewer_section
 from nehmap.report.html import esc, note, page, section
 from nehmap.report.inputs import StudyInputs
 
@@ -22,6 +22,7 @@ SectionBuilder = Callable[[sections.ReportContext], str]
 CONTENTS: tuple[tuple[str, str, SectionBuilder], ...] = (
     ("summary", "Summary", sections.summary_section),
     ("examples", "Figure 1: example segmentations", sections.examples_section),
+    (viewer_section.ANCHOR, "Interactive viewer", viewer_section.viewer_section),
     ("agreement", "Model agreement (Tables 1-2)", sections.agreement_section),
     ("intensities", "ED vs NEH intensities (Tables 3-4)", sections.intensity_section),
     ("h1-rcbv", "H1: rCBV per compartment", sections.rcbv_section),
@@ -95,8 +96,9 @@ def write_report(
 
     Returns:
         The path of the report, written atomically. Figures are embedded PNGs; the page
-        loads nothing from the network and uses no JavaScript. Missing tables or images
-        give a note in their section, never an error.
+        loads nothing from the network. The one script is the interactive viewer
+        (NiiVue, embedded); without JavaScript the page reads the same. Missing tables
+        or images give a note in their section, never an error.
     """
     text = render_report(config, Path(output_dir), Path(work_dir), n_examples=n_examples)
     return write_text_atomic(Path(output_dir) / REPORT_NAME, text)

@@ -2,8 +2,10 @@
 
 Everything here returns HTML text. Text that comes from data (case ids, messages, model
 names, file paths) is escaped with :func:`html.escape`; nothing is loaded from the
-network (no fonts, scripts or style sheets), and no JavaScript is used. The page is
-laid out for reading on screen and for printing on A4 paper.
+network (no fonts, scripts or style sheets). Tables are never wider than the page: wide
+ones scroll inside their box, and long text cells wrap. The only script is the viewer's
+(:mod:`nehmap.report.viewer_page`). The page is laid out for reading on screen and for
+printing on A4 paper.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ COLUMN_LABELS: dict[str, str] = {
 SHORT_TEXT = 30
 """Text cells up to this many characters are not wrapped."""
 
+WIDE_TABLE = 9
+"""Tables with more columns than this are set compact (smaller type, headers wrapped)."""
+
 COUNT_COLUMNS = {"n", "count", "n_cases", "n_voxels", "n_subjects", "n_permutations"}
 
 CSS = """
@@ -75,8 +80,12 @@ table.data th, table.data td { border: 1px solid var(--rule); padding: 3px 8px;
 table.data th { background: var(--band); text-align: left; }
 table.data td.num { text-align: right; white-space: nowrap; }
 table.data td.nw { white-space: nowrap; }
+table.data td.long { min-width: 14em; max-width: 30em; }
+table.data.wide { font-size: 12px; }
+table.data.wide th, table.data.wide td { padding: 2px 5px; }
+table.data.wide td.nw { white-space: normal; overflow-wrap: anywhere; }
 table.data tbody tr:nth-child(even) td { background: #fafbfc; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
 figure { margin: 14px 0 20px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--rule); }
 figcaption { font-size: 13px; color: var(--ink); margin-top: 4px; }
@@ -239,12 +248,17 @@ def html_table(
         cells = []
         for value, fmt, num in zip(record, formatters, aligned, strict=True):
             text = fmt(value)
-            cls = ' class="num"' if num else (' class="nw"' if len(text) <= SHORT_TEXT else "")
+            cls = (
+                ' class="num"'
+                if num
+                else (' class="nw"' if len(text) <= SHORT_TEXT else ' class="long"')
+            )
             cells.append(f"<td{cls}>{esc(text)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""
+    wide = " wide" if len(columns) > WIDE_TABLE else ""
     return (
-        f'<div class="scroll">{cap}<table class="data" data-source="{esc(source)}" '
+        f'<div class="scroll">{cap}<table class="data{wide}" data-source="{esc(source)}" '
         f'data-form="{esc(form)}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )

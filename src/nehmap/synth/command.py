@@ -4,7 +4,7 @@ Usage::
 
     nehmap synth OUT [--n N] [--seed S] [--spacing MM] [--layout LAYOUT]
                      [--rcbv | --no-rcbv] [--recurrence | --no-recurrence]
-                     [--overwrite] [--quiet]
+                     [--overwrite] [--no-progress] [-q]
 
 The collection goes to ``OUT`` and its ground truth to ``OUT_truth`` beside it.
 """
@@ -65,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="collection folder to create (the ground truth goes to OUT_truth beside it)",
     )
     parser.add_argument("--n", type=_positive_int, default=10, help="number of cases (default: 10)")
-    parser.add_argument("--seed", type=_seed, default=0, help="cohort seed (default: 0)")
+    from nehmap.commands import options
+
+    options.add_seed(parser, 0, type=_seed)
     parser.add_argument(
         "--spacing",
         type=_spacing,
@@ -92,10 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="add a recurrence time point (default: only for the rhuh layout)",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace OUT (and OUT_truth) when a previous nehmap synth run wrote them",
+    options.add_overwrite(
+        parser, "replace OUT (and OUT_truth) when a previous nehmap synth run wrote them"
     )
     parser.add_argument(
         "--second-segmentation",
@@ -105,11 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--second input of nehmap derive-neh; pair it with --layout brats2018 or brats2020, "
         "whose label files hold NEH in label 1 (NCR/NET)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.add_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``nehmap synth``; returns the exit status (0 success, 1 error)."""
+    """Run ``nehmap synth``; returns the exit status (0 success, 2 nothing written)."""
+    from nehmap.commands.options import EXIT_NOTHING_STARTED, show_progress
+
     try:
         result = write_cohort(
             args.out,
@@ -119,13 +121,13 @@ def run(args: argparse.Namespace) -> int:
             layout=args.layout,
             rcbv=args.rcbv,
             recurrence=args.recurrence,
-            progress=not args.quiet,
+            progress=show_progress(args),
             overwrite=args.overwrite,
             second_segmentation=args.second_segmentation,
         )
     except (OutputError, ValueError) as exc:
         print(f"nehmap synth: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_NOTHING_STARTED
     print(
         f"Wrote {len(result.case_ids)} synthetic cases ({args.layout} layout) to "
         f"{result.collection}\nGround truth: {truth_folder(result.collection)}"

@@ -1,0 +1,79 @@
+"""``nehmap view CASE_DIR``: an interactive 3D viewer of one segmented case, as one HTML file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "write an interactive 3D viewer (one offline HTML file) of a segmented case"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nehmap.commands import options
+
+    parser.add_argument(
+        "case_dir", help="a case folder written by nehmap segment (OUT/CASE, with CASE_nehmap.json)"
+    )
+    options.add_out(
+        parser, "the HTML file to write (default: CASE_DIR/CASE_viewer.html)", required=False
+    )
+    parser.add_argument(
+        "--images",
+        action="append",
+        default=[],
+        metavar="MODALITY=PATH",
+        help="an input image to show, e.g. t1c=/data/c1/c1_t1c.nii.gz (repeat for flair, "
+        "rcbv); replaces the path the segment record names, e.g. when the images moved",
+    )
+    parser.add_argument(
+        "--threshold", type=float, help="NEH threshold the viewer opens with (default: segment's)"
+    )
+    options.add_overwrite(parser, "replace an existing HTML file")
+    options.add_quiet(parser)
+
+
+def _parse_images(specs: list[str]) -> dict[str, str]:
+    from nehmap.io.modalities import normalise_modality
+
+    images = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        modality = normalise_modality(name) if sep else None
+        if not (modality and path):
+            raise ValueError(
+                f"--images {spec!r}: expected MODALITY=PATH with MODALITY one of t1c, flair, "
+                "rcbv, t1, t2."
+            )
+        images[modality] = path
+    return images
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nehmap.commands.options import EXIT_NOTHING_STARTED, EXIT_OK
+    from nehmap.errors import NehmapInputError
+    from nehmap.io import write_text_atomic
+    from nehmap.report.viewer_cases import segment_case
+    from nehmap.report.viewer_page import standalone_page
+
+    folder = Path(args.case_dir)
+    try:
+        images = {k: Path(v) for k, v in _parse_images(args.images).items()}
+        case = segment_case(folder, images=images, threshold=args.threshold, strict=True)
+    except (NehmapInputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_STARTED
+    out = Path(args.out) if args.out else folder / f"{case.case_id}_viewer.html"
+    if out.exists() and not args.overwrite:
+        print(f"error: {out} exists; use --overwrite to replace it, or -o.", file=sys.stderr)
+        return EXIT_NOTHING_STARTED
+    case.title = f"nehmap segment output in {folder}"
+    text = standalone_page([case], f"{case.case_id}: nehmap viewer")
+    write_text_atomic(out, text)
+    if not args.quiet:
+        for note in case.notes:
+            print(f"note: {note}", file=sys.stderr)
+        names = ", ".join(layer.name for layer in case.layers)
+        print(f"viewer of {case.case_id} ({names}) written to {out} ({len(text) / 2**20:.1f} MB)")
+    return EXIT_OK
