@@ -18,10 +18,16 @@ from nehmap.io.image import Grid
 from nehmap.labels import ED, ET, NC, NEH
 from nehmap.synth.anatomy import Anatomy, SpacingLike, load_anatomy
 from nehmap.synth.contrast import compartment_weights, draw_contrast, synthesise_images
+from nehmap.synth.families import (
+    check_family,
+    choose_family,
+    family_overrides,
+    make_family_tumour,
+)
 from nehmap.synth.params import MODALITIES, jsonable, merge_params
 from nehmap.synth.rcbv import draw_rcbv, synthesise_rcbv
 from nehmap.synth.recurrence import Recurrence, make_recurrence
-from nehmap.synth.tumour import TumourGeometry, make_tumour
+from nehmap.synth.tumour import TumourGeometry
 
 TUMOUR_CLASSES: Mapping[str, int] = {"NC": NC, "ED": ED, "NEH": NEH, "ET": ET}
 
@@ -84,6 +90,7 @@ def generate_case(
     rcbv: bool = False,
     recurrence: bool = False,
     params: Mapping[str, Any] | None = None,
+    family: str = "ellipsoidal",
 ) -> SyntheticCase:
     """Generate one synthetic case.
 
@@ -95,18 +102,25 @@ def generate_case(
         rcbv: also synthesise an rCBV map.
         recurrence: also synthesise a follow-up scan at recurrence.
         params: overrides of :data:`nehmap.synth.params.DEFAULT_PARAMS` (a value or a
-            ``(low, high)`` range per name; dictionaries merged key by key).
+            ``(low, high)`` range per name; dictionaries merged key by key); they take
+            precedence over the family's ranges.
+        family: tumour family (:mod:`nehmap.synth.families`), or ``mixed`` to draw one
+            from a random stream of its own. The default, ``ellipsoidal``, is the
+            original generator: its cases are unchanged.
 
     Returns:
         :class:`SyntheticCase`.
     """
-    merged = merge_params(params)
     sequence, seed_value, recipe = _seed_sequence(seed)
-    geometry_rng, contrast_rng, rcbv_rng, recurrence_rng = (
-        np.random.default_rng(s) for s in sequence.spawn(4)
+    children = sequence.spawn(5)  # the first four are the original streams
+    geometry_rng, contrast_rng, rcbv_rng, recurrence_rng, family_rng = (
+        np.random.default_rng(s) for s in children
     )
     anatomy = load_anatomy(spacing)
-    tumour = make_tumour(anatomy, geometry_rng, merged)
+    check_family(family, anatomy.spacing, params)
+    chosen = choose_family(family, family_rng)
+    merged = merge_params(family_overrides(chosen, params))
+    tumour = make_family_tumour(anatomy, geometry_rng, merged, chosen)
     tissues, labels = _assemble(anatomy, tumour)
     axes = anatomy.world_axes()
     weight_box, weights = compartment_weights(
@@ -119,6 +133,8 @@ def generate_case(
     record: dict[str, Any] = {
         "seed": seed_value,
         "seed_sequence": recipe,
+        "family": chosen,
+        "family_requested": family,
         "spacing_mm": list(anatomy.spacing),
         "shape": list(anatomy.shape),
         "modalities": list(MODALITIES),

@@ -19,8 +19,9 @@ only the public files):
   boundaries perturbed; :mod:`nehmap.synth.second`), the ``--second`` input of
   ``nehmap derive-neh`` next to a ``brats2018``/``brats2020`` layout collection, whose
   label files hold NEH in label 1 (NCR/NET) as BraTS 2017-2020 did;
-* ``cohort.json``: every parameter of the cohort and of each case;
-* ``truth.csv``: one row per case: seed, tumour volume per label (mm^3), NEH coverage,
+* ``cohort.json``: every parameter of the cohort and of each case (its tumour family
+  included);
+* ``truth.csv``: one row per case: seed, tumour family, tumour volume per label (mm^3), NEH coverage,
   planted rCBV means and scale, recurrence origin...
 
 ``<ID>`` is the pre-operative case ID of the layout (for RHUH the patient ID).
@@ -53,6 +54,7 @@ from nehmap.io.writers import (
 from nehmap.labels import from_nehmap
 from nehmap.synth.anatomy import SpacingLike, as_spacing
 from nehmap.synth.case import SyntheticCase, generate_case
+from nehmap.synth.families import check_family
 from nehmap.synth.params import jsonable, merge_params
 from nehmap.synth.second import (
     DEFAULT_CORRELATION_MM,
@@ -129,6 +131,7 @@ def write_cohort(
     params: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     second_segmentation: bool = False,
+    family: str = "ellipsoidal",
 ) -> CohortResult:
     """Generate ``n`` synthetic cases and write them in ``layout`` under ``out``.
 
@@ -147,6 +150,8 @@ def write_cohort(
             this function.
         second_segmentation: also write a BraTS 2021-style second segmentation of each
             case under ``<out>_truth/second`` (for ``nehmap derive-neh``).
+        family: tumour family (:mod:`nehmap.synth.families`) or ``mixed`` (one drawn
+            per case); each case's family is recorded in ``cohort.json`` and ``truth.csv``.
 
     Returns:
         :class:`CohortResult`.
@@ -163,6 +168,7 @@ def write_cohort(
         raise ValueError(f"seed must be non-negative, got {seed}.")
     merge_params(params)  # fail early on unknown parameter names
     spacing_mm = as_spacing(spacing)
+    check_family(family, spacing_mm, params)
     with_rcbv = default_rcbv(spec.name) if rcbv is None else bool(rcbv)
     with_recurrence = default_recurrence(spec.name) if recurrence is None else bool(recurrence)
     collection = Path(out).absolute()
@@ -181,6 +187,7 @@ def write_cohort(
         "rcbv": with_rcbv,
         "recurrence": with_recurrence,
         "overrides": jsonable(dict(params or {})),
+        "family": family,
         "second_segmentation": (
             {"folder": SECOND_FOLDER, "label_scheme": "brats2021", **SECOND_SETTINGS}
             if second_segmentation
@@ -194,7 +201,12 @@ def write_cohort(
     rows = []
     for index, case_seed in enumerate(_progress(case_seeds(seed, n), progress), start=1):
         case = generate_case(
-            case_seed, spacing_mm, rcbv=with_rcbv, recurrence=with_recurrence, params=params
+            case_seed,
+            spacing_mm,
+            rcbv=with_rcbv,
+            recurrence=with_recurrence,
+            params=params,
+            family=family,
         )
         record = _write_one(collection, truth, spec.name, index, case, with_rcbv)
         if second_segmentation:
@@ -287,6 +299,7 @@ def _write_one(
         "index": index,
         "case_id": case_id,
         "seed": case.seed,
+        "family": case.params["family"],
         "files": _relative(files, collection),
         "params": case.params,
         "facts": case.facts,
@@ -396,6 +409,7 @@ def _row(record: Mapping[str, Any], case: SyntheticCase) -> dict[str, Any]:
     row: dict[str, Any] = {
         "case_id": record["case_id"],
         "seed": case.seed,
+        "family": case.params["family"],
         "spacing_mm": "x".join(f"{s:g}" for s in case.spacing),
         "hemisphere": geometry["hemisphere"],
         "centre_x_mm": geometry["centre_mm"][0],

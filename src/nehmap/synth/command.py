@@ -4,7 +4,7 @@ Usage::
 
     nehmap synth OUT [--n N] [--seed S] [--spacing MM] [--layout LAYOUT]
                      [--rcbv | --no-rcbv] [--recurrence | --no-recurrence]
-                     [--overwrite] [--no-progress] [-q]
+                     [--family NAME] [--overwrite] [--no-progress] [-q]
 
 The collection goes to ``OUT`` and its ground truth to ``OUT_truth`` beside it.
 """
@@ -17,6 +17,15 @@ import sys
 from nehmap.errors import OutputError
 from nehmap.io.writers import LAYOUTS
 from nehmap.synth.cohort import truth_folder, write_cohort
+from nehmap.synth.families import CHOICES, MIXED
+
+
+def _family(text: str) -> str:
+    if text not in CHOICES:
+        raise argparse.ArgumentTypeError(
+            f"unknown tumour family {text!r}; choose one of: {', '.join(CHOICES)}"
+        )
+    return text
 
 
 def _spacing(text: str) -> float | tuple[float, float, float]:
@@ -94,6 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="add a recurrence time point (default: only for the rhuh layout)",
     )
+    parser.add_argument(
+        "--family",
+        type=_family,
+        default="ellipsoidal",
+        metavar="NAME",
+        help=f"tumour family: {', '.join(CHOICES)} (default: ellipsoidal, the original "
+        f"generator; {MIXED} draws one family per case, the training recipe's choice; "
+        "see docs/synthetic-data.md)",
+    )
     options.add_overwrite(
         parser, "replace OUT (and OUT_truth) when a previous nehmap synth run wrote them"
     )
@@ -124,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
             progress=show_progress(args),
             overwrite=args.overwrite,
             second_segmentation=args.second_segmentation,
+            family=args.family,
         )
     except (OutputError, ValueError) as exc:
         print(f"nehmap synth: error: {exc}", file=sys.stderr)
