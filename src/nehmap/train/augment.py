@@ -13,9 +13,12 @@ them):
    ``scale_range``; > 1 enlarges structures) about the patch centre. The rotated patch
    is sampled from the surrounding volume (not from a zero-padded patch), in one
    trilinear resampling for the image and nearest-neighbour for the labels.
-2. Gaussian noise, Gaussian blur, intensity scaling (per channel), intensity shift
-   (per channel), gamma (statistics kept) — on the image only;
-3. mirroring along each spatial axis.
+2. domain randomisation (:mod:`nehmap.train.randomise`): random per-label contrasts
+   (tissue targets only), a bias field, thick slices resampled back, Rician noise;
+3. Gaussian noise, Gaussian blur, intensity scaling (per channel), intensity shift
+   (per channel), gamma (statistics kept) — MONAI's, on the image only;
+4. modality dropout (one channel set to 0);
+5. mirroring along each spatial axis.
 
 The pipeline's randomness comes only from the MONAI transforms' random states, which
 the caller sets per sample with ``pipeline.set_random_state(seed)`` (see
@@ -44,6 +47,13 @@ from monai.transforms import (
 )
 
 from nehmap.train.config import AugmentConfig
+from nehmap.train.randomise import (
+    RandBiasFieldd,
+    RandLabelContrastd,
+    RandModalityDropoutd,
+    RandRicianNoised,
+    RandThickSlicesd,
+)
 from nehmap.train.sampling import extract
 
 
@@ -143,7 +153,12 @@ class RandPatchd(Randomizable, MapTransform):
         return d
 
 
-def build_pipeline(patch_size: Sequence[int], aug: AugmentConfig | None) -> Compose:
+def build_pipeline(
+    patch_size: Sequence[int],
+    aug: AugmentConfig | None,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    tissue_labels: bool = True,
+) -> Compose:
     """The per-sample transform: patch extraction plus augmentation (None: none).
 
     Parameters
@@ -152,6 +167,11 @@ def build_pipeline(patch_size: Sequence[int], aug: AugmentConfig | None) -> Comp
         Patch size, voxels.
     aug : AugmentConfig or None
         Augmentation settings; None extracts plain patches.
+    spacing : 3 floats
+        Voxel size of the prepared cases, mm (sets the thick-slice width in voxels).
+    tissue_labels : bool
+        Whether the labels are tissue classes (per-label contrasts are drawn only then;
+        a consensus target's background holds every tissue).
 
     Returns
     -------
@@ -161,10 +181,21 @@ def build_pipeline(patch_size: Sequence[int], aug: AugmentConfig | None) -> Comp
     if aug is None:
         return Compose([RandPatchd(patch_size)])
     sigma = aug.blur_sigma
-    transforms = [
+    transforms: list = [
         RandPatchd(
             patch_size, aug.rotation_prob, aug.rotation_deg, aug.scale_prob, aug.scale_range
         ),
+    ]
+    if tissue_labels:
+        transforms.append(
+            RandLabelContrastd(
+                aug.label_contrast_prob, aug.label_contrast_shift, aug.label_contrast_scale
+            )
+        )
+    transforms += [
+        RandBiasFieldd(aug.bias_prob, aug.bias_strength),
+        RandThickSlicesd(aug.thick_slice_prob, aug.thick_slice_mm, spacing),
+        RandRicianNoised(aug.rician_prob, aug.rician_snr),
         RandGaussianNoised("image", prob=aug.noise_prob, std=aug.noise_std),
         RandGaussianSmoothd(
             "image", sigma_x=sigma, sigma_y=sigma, sigma_z=sigma, prob=aug.blur_prob
@@ -177,6 +208,7 @@ def build_pipeline(patch_size: Sequence[int], aug: AugmentConfig | None) -> Comp
         ),
         RandAdjustContrastd("image", prob=aug.gamma_prob, gamma=aug.gamma_range, retain_stats=True),
     ]
+    transforms.append(RandModalityDropoutd(aug.dropout_prob))
     transforms += [
         RandFlipd(["image", "label"], prob=aug.flip_prob, spatial_axis=axis) for axis in range(3)
     ]

@@ -64,6 +64,26 @@ MUTABLE_ON_RESUME: frozenset[str] = frozenset(
 """Settings a resumed run may change; every other setting must equal the run's."""
 
 
+RANGES: tuple[str, ...] = (
+    "scale_range",
+    "gamma_range",
+    "blur_sigma",
+    "rician_snr",
+    "thick_slice_mm",
+)
+"""Augmentation settings that are ``(low, high)`` ranges."""
+
+DOMAIN_RANDOMISATION_PROBS: tuple[str, ...] = (
+    "label_contrast_prob",
+    "bias_prob",
+    "rician_prob",
+    "thick_slice_prob",
+    "dropout_prob",
+)
+"""Probabilities of the domain-randomisation transforms (:mod:`nehmap.train.randomise`);
+a saved run without them had them off."""
+
+
 class ConfigError(NehmapInputError):
     """An invalid training setting or configuration file."""
 
@@ -99,6 +119,31 @@ class AugmentConfig:
         Probability of Gaussian smoothing.
     blur_sigma : (float, float)
         Smoothing sigma range, voxels.
+    label_contrast_prob : float
+        Probability of random per-label contrasts (tissue targets only):
+        each label's mean in each channel moves by ``u`` in +-``label_contrast_shift``
+        (z-score units) and its spread by a factor ``1 + v``, ``v`` in
+        +-``label_contrast_scale``; NEH follows edema with a quarter of the shift.
+    label_contrast_shift, label_contrast_scale : float
+        See ``label_contrast_prob``.
+    bias_prob : float
+        Probability of a multiplicative cubic bias field per channel.
+    bias_strength : float
+        Largest ``|log bias|`` over the patch (each channel draws in [0, this]).
+    rician_prob : float
+        Probability of Rician noise.
+    rician_snr : (float, float)
+        Signal-to-noise ratio range (mean signal / noise SD).
+    thick_slice_prob : float
+        Probability of resolution loss: slabs averaged along one random axis and
+        resampled back (thick-slice acquisition).
+    thick_slice_mm : (float, float)
+        Slab thickness range, mm (1 x 1 x 3 to 1 x 1 x 6 mm acquisitions by default).
+    dropout_prob : float
+        Probability of replacing one random modality by zeros (its mean).
+
+    Set every ``*_prob`` of the last five to 0 for the pipeline of nehmap 0.x before
+    domain randomisation (see docs/synthetic-data.md).
     """
 
     flip_prob: float = 0.5
@@ -116,6 +161,16 @@ class AugmentConfig:
     noise_std: float = 0.1
     blur_prob: float = 0.2
     blur_sigma: tuple[float, float] = (0.5, 1.0)
+    label_contrast_prob: float = 0.5
+    label_contrast_shift: float = 0.3
+    label_contrast_scale: float = 0.2
+    bias_prob: float = 0.3
+    bias_strength: float = 0.3
+    rician_prob: float = 0.2
+    rician_snr: tuple[float, float] = (8.0, 40.0)
+    thick_slice_prob: float = 0.2
+    thick_slice_mm: tuple[float, float] = (3.0, 6.0)
+    dropout_prob: float = 0.05
 
     def validate(self, source: str | Path | None = None) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting."""
@@ -126,7 +181,7 @@ class AugmentConfig:
                     f"augmentation.{f.name} must be a probability in [0, 1], got {value}.",
                     path=source,
                 )
-        for name in ("scale_range", "gamma_range", "blur_sigma"):
+        for name in RANGES:
             lo, hi = getattr(self, name)
             if not (0 < lo <= hi):
                 _fail(f"augmentation.{name} must be (low, high) with 0 < low <= high.", path=source)
@@ -135,9 +190,12 @@ class AugmentConfig:
                 f"augmentation.rotation_deg must be in [0, 180], got {self.rotation_deg}.",
                 path=source,
             )
-        for name in ("intensity_scale", "intensity_shift", "noise_std"):
+        for name in ("intensity_scale", "intensity_shift", "noise_std", "label_contrast_shift"):
             if getattr(self, name) < 0:
                 _fail(f"augmentation.{name} must be >= 0.", path=source)
+        for name in ("label_contrast_scale", "bias_strength"):
+            if not 0 <= getattr(self, name) < 1:
+                _fail(f"augmentation.{name} must be in [0, 1).", path=source)
 
 
 def _fail(problem: str, hint: str = "", path: str | Path | None = None) -> NoReturn:
@@ -335,7 +393,13 @@ class TrainConfig:
         for name in ("config.toml", "config.yaml"):
             path = Path(run) / name
             if path.is_file():
-                config = cls.from_file(path)
+                values = read_config_file(path)
+                aug = dict(values.get("augmentation") or {})
+                # a run saved before domain randomisation trained without it
+                for key in DOMAIN_RANDOMISATION_PROBS:
+                    aug.setdefault(key, 0.0)
+                values["augmentation"] = aug
+                config = cls.from_dict(values, path)
                 config.resume = True
                 return config
         raise ConfigError(Path(run), "holds no config.toml or config.yaml of a training run.")
@@ -408,7 +472,7 @@ class TrainConfig:
         self.val_mode = str(self.val_mode).lower()
         self.cache = str(self.cache).lower()
         a = self.augmentation
-        for name in ("scale_range", "gamma_range", "blur_sigma"):
+        for name in RANGES:
             lo, hi = getattr(a, name)
             setattr(a, name, (float(lo), float(hi)))
 

@@ -41,6 +41,10 @@ class PatchDataset(Dataset):
         See :func:`nehmap.train.sampling.plan_patch`.
     augmentation : AugmentConfig or None
         None for plain patches.
+    spacing : 3 floats
+        Voxel size of the prepared cases, mm.
+    tissue_labels : bool
+        Whether the targets are tissue labels (see :func:`build_pipeline`).
 
     Items
     -----
@@ -56,6 +60,8 @@ class PatchDataset(Dataset):
         foreground_fraction: float = 0.33,
         focus_fraction: float = 0.5,
         augmentation: AugmentConfig | None = None,
+        spacing: Sequence[float] = (1.0, 1.0, 1.0),
+        tissue_labels: bool = True,
     ) -> None:
         self.cases = list(cases)
         self.patch = tuple(int(p) for p in patch_size)
@@ -63,7 +69,7 @@ class PatchDataset(Dataset):
         self.rank = int(rank)
         self.foreground_fraction = float(foreground_fraction)
         self.focus_fraction = float(focus_fraction)
-        self.pipeline = build_pipeline(self.patch, augmentation)
+        self.pipeline = build_pipeline(self.patch, augmentation, spacing, tissue_labels)
 
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         epoch, iteration, index = key

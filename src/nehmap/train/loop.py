@@ -465,6 +465,8 @@ class _Trainer:
             c.foreground_fraction,
             c.neh_fraction,
             c.augmentation if c.augment else None,
+            spacing,
+            target.mode == "tissue",
         )
         batches = EpochBatches(c.iterations_per_epoch, c.batch_size)
         loader = make_loader(dataset, batches, c.num_workers, self.device.type == "cuda")
