@@ -101,9 +101,11 @@ def main(work: Path, models_dir: Path) -> None:
         )
         card.training_data = (
             f"SYNTHETIC PHANTOMS ONLY - not for real patients. {source}{n_train} cases of "
-            "`nehmap synth --spacing 2 --layout nnunet --seed 2026` (MNI152 anatomy with "
-            "simulated glioblastoma-like tumours: necrosis, enhancing rim, a thin NEH layer, "
-            f"edema), 80/20 split by case, {schedule_words(work, name)}, each of 40 "
+            "`nehmap synth --spacing 2 --layout nnunet --seed 2026 --family mixed` (MNI152 "
+            "anatomy with simulated glioblastoma-like tumours of every family: necrosis, "
+            "enhancing rim, a thin NEH layer, edema; see docs/synthetic-data.md), with domain "
+            "randomisation (random per-label contrasts, bias, Rician noise, thick slices, "
+            f"modality dropout), 80/20 split by case, {schedule_words(work, name)}, each of 40 "
             "patches of 64^3 at 2 mm, on a CPU. Reproduce with `make weights` (scripts/train-demo-weights.sh)."
         )
         card.validation_metrics = {"training_validation_patches": log}
@@ -149,12 +151,53 @@ def main(work: Path, models_dir: Path) -> None:
         }
         save_checkpoint(network, card, models_dir / name)
     (work / "heldout-scores.json").write_text(json.dumps(scores, indent=2))
-    write_model_readme(models_dir, table, fusion_table, n_train, len(discover(heldout)))
+    transfer = work / "transfer.md"
+    write_model_readme(
+        models_dir,
+        table,
+        fusion_table,
+        n_train,
+        len(discover(heldout)),
+        transfer.read_text() if transfer.is_file() else None,
+    )
+
+
+TRANSFER_START = "<!-- transfer -->"
+TRANSFER_END = "<!-- /transfer -->"
+
+
+def transfer_section(models_dir: Path, new: str | None) -> list[str]:
+    """The transfer-benchmark section: the new table, else the README's current one."""
+    if new is None:
+        old = models_dir / "README.md"
+        text = old.read_text() if old.is_file() else ""
+        if TRANSFER_START not in text or TRANSFER_END not in text:
+            return []
+        start = text.index(TRANSFER_START)
+        return [text[start : text.index(TRANSFER_END) + len(TRANSFER_END)], ""]
+    return [
+        TRANSFER_START,
+        "## Transfer: held-out tumour families and acquisition styles",
+        "",
+        "`benchmarks/bench_transfer.py` (families and styles never in the training phantoms;",
+        "see docs/synthetic-data.md). Goals: every family WT >= 0.90, ET >= 0.85, TC >= 0.80,",
+        "fused NEH >= 0.50; small tumours WT >= 0.85.",
+        "",
+        new.strip(),
+        TRANSFER_END,
+        "",
+    ]
 
 
 def write_model_readme(
-    models_dir: Path, table: pd.DataFrame, fusion: pd.DataFrame, n_train: int, n_heldout: int
+    models_dir: Path,
+    table: pd.DataFrame,
+    fusion: pd.DataFrame,
+    n_train: int,
+    n_heldout: int,
+    transfer: str | None = None,
 ) -> None:
+    section = transfer_section(models_dir, transfer)
     lines = [
         "# Shipped demo weights",
         "",
@@ -191,6 +234,7 @@ def write_model_readme(
         fusion.to_string(),
         "```",
         "",
+        *section,
         "Reproduce: `make weights` (scripts/train-demo-weights.sh, about 2.5 h on 2 CPU cores).",
         "For real use, train on BraTS-derived data with NEH labels on a GPU; see the README.",
         "",

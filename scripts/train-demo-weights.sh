@@ -6,10 +6,15 @@
 # PAUNet and UNETR++ train in two stages: a first run, then a fine-tuning run that starts
 # from its best weights with the poly schedule restarted (nehmap train --init); the
 # consensus model trains on the fused maps of the fine-tuned pair. About 2.5 h on 2 cores.
+# The phantoms mix every tumour family (--family mixed) and training randomises the
+# domain (nehmap.train.randomise, on by default; docs/synthetic-data.md). The transfer
+# benchmark (benchmarks/bench_transfer.py) then scores the new weights on held-out
+# families and acquisition styles; its table goes into models/README.md.
 #
 # Usage: scripts/train-demo-weights.sh [WORK_DIR]        (make weights)
 # Environment: NEHMAP (the nehmap command), N_TRAIN, N_HELDOUT, EPOCHS_*, FINETUNE_*,
-# ITERATIONS, DEVICE.
+# ITERATIONS, DEVICE, TRANSFER_N (cases per family in the transfer benchmark, 0: skip),
+# TRANSFER_SPACING.
 set -euo pipefail
 WORK=${1:-build/weights}
 NEHMAP=${NEHMAP:-.venv/bin/nehmap}
@@ -25,6 +30,8 @@ FINETUNE_PAUNET=${FINETUNE_PAUNET:-36}
 FINETUNE_UNETRPP=${FINETUNE_UNETRPP:-20}
 FINETUNE_LR=${FINETUNE_LR:-0.005}
 DEVICE=${DEVICE:-}
+TRANSFER_N=${TRANSFER_N:-4}
+TRANSFER_SPACING=${TRANSFER_SPACING:-2}
 SEED=2026
 dev=()
 [ -n "$DEVICE" ] && dev=(--device "$DEVICE")
@@ -32,9 +39,9 @@ mkdir -p "$WORK"
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
-step "training phantoms: $N_TRAIN cases at 2 mm"
+step "training phantoms: $N_TRAIN cases at 2 mm, every tumour family"
 [ -d "$WORK/train" ] || "$NEHMAP" synth "$WORK/train" --n "$N_TRAIN" --seed "$SEED" \
-    --spacing 2 --layout nnunet --quiet
+    --spacing 2 --layout nnunet --family mixed --quiet
 
 train() {  # model epochs data out [more flags]
     local resume=()
@@ -66,6 +73,14 @@ train unetrpp-consensus "$EPOCHS_CONSENSUS" "$WORK/consensus" "$WORK/runs/unetrp
 step "held-out phantoms at 1 mm: $N_HELDOUT cases"
 [ -d "$WORK/heldout" ] || "$NEHMAP" synth "$WORK/heldout" --n "$N_HELDOUT" --seed $((SEED + 1)) \
     --spacing 1 --layout nnunet --quiet
+
+if [ "$TRANSFER_N" -gt 0 ]; then
+    step "transfer benchmark: $TRANSFER_N cases per family at $TRANSFER_SPACING mm"
+    "$PYTHON" benchmarks/bench_transfer.py --n "$TRANSFER_N" --spacing "$TRANSFER_SPACING" \
+        --models "$WORK/runs/paunet-finetune/best" "$WORK/runs/unetrpp-finetune/best" \
+        "$WORK/runs/unetrpp-consensus/best" --out "$WORK/transfer.csv" \
+        --markdown "$WORK/transfer.md"
+fi
 
 step "model cards, evaluation on the held-out phantoms, copy to models/"
 "$PYTHON" scripts/finalise_demo_weights.py "$WORK" models

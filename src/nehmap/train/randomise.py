@@ -69,24 +69,12 @@ def _floor(image: torch.Tensor, brain: torch.Tensor, zero_signal: float) -> torc
     return darkest.reshape(-1, 1, 1, 1)
 
 
-def _gaussian_blur(volume: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur (sigma in voxels) of a (C, X, Y, Z) tensor, edges replicated."""
-    if sigma <= 0:
+def _box_blur(volume: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a ``2 radius + 1`` cube (within the volume) of each channel of (C, X, Y, Z)."""
+    if radius <= 0:
         return volume
-    radius = max(1, int(np.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=volume.dtype)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    out = volume[None]
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = kernel.numel()
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
-        channels = out.shape[1]
-        weight = kernel.reshape(shape).expand(channels, 1, *shape[2:])
-        out = F.conv3d(F.pad(out, pad, mode="replicate"), weight, groups=channels)
-    return out[0]
+    size = 2 * radius + 1
+    return F.avg_pool3d(volume[None], size, stride=1, padding=radius, count_include_pad=False)[0]
 
 
 class RandLabelContrastd(Randomizable, MapTransform):
@@ -94,7 +82,8 @@ class RandLabelContrastd(Randomizable, MapTransform):
 
     In label ``k`` of channel ``c`` (mean ``m``), ``x -> x + s*(x - m)*w + d*w``: ``d``
     uniform in +-``shift`` (image units: z-scores), ``s`` uniform in +-``scale``, ``w`` the
-    label's indicator blurred by ``edge_sigma`` voxels (weights summing to 1). NEH's
+    label's indicator averaged over a ``2 edge_voxels + 1`` cube (weights summing to 1,
+    so the change is soft across a label boundary; 0: hard edges). NEH's
     offset is edema's plus a quarter-amplitude draw. The draws are kept in
     :attr:`offsets` and :attr:`scales` ((C, K) arrays, K = largest label + 1).
     """
@@ -104,13 +93,13 @@ class RandLabelContrastd(Randomizable, MapTransform):
         prob: float,
         shift: float,
         scale: float,
-        edge_sigma: float = 1.0,
+        edge_voxels: int = 1,
         image_key: str = "image",
         label_key: str = "label",
     ) -> None:
         MapTransform.__init__(self, [image_key, label_key])
         self.prob, self.shift, self.scale = float(prob), float(shift), float(scale)
-        self.edge_sigma = float(edge_sigma)
+        self.edge_voxels = int(edge_voxels)
         self.image_key, self.label_key = image_key, label_key
         self.offsets: np.ndarray | None = None
         self.scales: np.ndarray | None = None
@@ -129,25 +118,28 @@ class RandLabelContrastd(Randomizable, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         image = _tensor(d[self.image_key]).to(torch.float32)
-        labels = torch.round(_tensor(d[self.label_key])[0]).to(torch.int64)
+        labels = torch.round(_tensor(d[self.label_key])[0]).to(torch.int64).clamp(min=0)
         n_labels = int(labels.max()) + 1 if labels.numel() else 1
         self.randomize((image.shape[0], n_labels))
         if self.offsets is None or self.scales is None:
             return d
-        onehot = F.one_hot(labels.clamp(min=0), n_labels).permute(3, 0, 1, 2).to(image.dtype)
-        weights = _gaussian_blur(onehot, self.edge_sigma)
-        weights = weights / weights.sum(dim=0, keepdim=True).clamp(min=1e-6)
-        out = image.clone()
-        present = onehot.reshape(n_labels, -1).sum(dim=1)
-        for k in range(n_labels):
-            if present[k] == 0:
-                continue
-            w = weights[k]
-            inside = onehot[k] > 0
-            for c in range(image.shape[0]):
-                mean = image[c][inside].mean()
-                change = float(self.scales[c, k]) * (image[c] - mean) + float(self.offsets[c, k])
-                out[c] += w * change
+        flat = labels.reshape(-1)
+        counts = torch.bincount(flat, minlength=n_labels).to(torch.float64)
+        means = torch.stack(
+            [
+                torch.bincount(flat, weights=c.reshape(-1).double(), minlength=n_labels)
+                for c in image
+            ]
+        ) / counts.clamp(min=1)
+        scales = torch.from_numpy(self.scales)
+        shifts = torch.from_numpy(self.offsets) - scales * means
+        onehot = F.one_hot(labels, n_labels).permute(3, 0, 1, 2).to(torch.float32)
+        weights = _box_blur(onehot, self.edge_voxels)
+        # sum over labels of w_k (s_ck (x - m_ck) + d_ck) = x * A_c + B_c
+        flat_weights = weights.reshape(n_labels, -1)
+        a = (scales.float() @ flat_weights).reshape(image.shape)
+        b = (shifts.float() @ flat_weights).reshape(image.shape)
+        out = image + image * a + b
         d[self.image_key] = torch.where(_brain(image), out, image)
         return d
 
@@ -184,13 +176,19 @@ class RandBiasFieldd(Randomizable, MapTransform):
     def field(self, shape: Sequence[int]) -> torch.Tensor:
         """The drawn log bias, (C, X, Y, Z)."""
         assert self.strengths is not None and self._coefficients is not None
-        axes = [torch.linspace(-1.0, 1.0, int(n), dtype=torch.float64) for n in shape]
-        grids = torch.meshgrid(*axes, indexing="ij")
-        terms = torch.stack([grids[0] ** i * grids[1] ** j * grids[2] ** k for i, j, k in _POWERS])
-        out = torch.einsum("ct,t...->c...", torch.from_numpy(self._coefficients), terms)
-        peak = out.reshape(out.shape[0], -1).abs().amax(dim=1).clamp(min=1e-12)
-        scale = torch.from_numpy(self.strengths) / peak
-        return (out * scale.reshape(-1, 1, 1, 1)).to(torch.float32)
+        channels = self._coefficients.shape[0]
+        table = torch.zeros((channels, 4, 4, 4), dtype=torch.float32)
+        for t, (i, j, k) in enumerate(_POWERS):
+            table[:, i, j, k] = torch.from_numpy(self._coefficients[:, t]).float()
+        x, y, z = (
+            torch.linspace(-1.0, 1.0, int(n))[:, None] ** torch.arange(4.0)[None] for n in shape
+        )
+        out = torch.einsum("cijk,zk->cijz", table, z)
+        out = torch.einsum("cijz,yj->ciyz", out, y)
+        out = torch.einsum("ciyz,xi->cxyz", out, x)
+        peak = out.reshape(channels, -1).abs().amax(dim=1).clamp(min=1e-12)
+        scale = torch.from_numpy(self.strengths).float() / peak
+        return out * scale.reshape(-1, 1, 1, 1)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -230,11 +228,13 @@ class RandRicianNoised(Randomizable, MapTransform):
         self.prob, self.snr_range, self.image_key = float(prob), snr_range, image_key
         self.zero_signal = float(zero_signal)
         self.snr: float | None = None
+        self._noise_seed = 0
 
     def randomize(self, data: Any = None) -> None:
         do = self.R.random_sample() < self.prob
         snr = float(self.R.uniform(*self.snr_range))
         self.snr = snr if do else None
+        self._noise_seed = int(self.R.randint(2**31 - 1))
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         self.randomize()
@@ -245,12 +245,14 @@ class RandRicianNoised(Randomizable, MapTransform):
         brain = _brain(image)
         floor = _floor(image, brain, self.zero_signal)
         magnitude = image - floor
-        inside = brain.expand_as(image).reshape(image.shape[0], -1)
-        signal = torch.where(inside, magnitude.reshape(image.shape[0], -1), torch.nan)
-        signal = torch.nan_to_num(signal.nanmean(dim=1), nan=1.0).clamp(min=1e-6)
+        inside = brain.reshape(1, -1).to(torch.float32)
+        count = float(inside.sum())
+        total = (magnitude.reshape(image.shape[0], -1) * inside).sum(dim=1)
+        signal = (total / count if count else torch.ones(image.shape[0])).clamp(min=1e-6)
         sigma = (signal / self.snr).reshape(-1, 1, 1, 1)
-        n1 = torch.from_numpy(self.R.standard_normal(image.shape).astype(np.float32))
-        n2 = torch.from_numpy(self.R.standard_normal(image.shape).astype(np.float32))
+        generator = torch.Generator().manual_seed(self._noise_seed)
+        n1 = torch.randn(image.shape, generator=generator)
+        n2 = torch.randn(image.shape, generator=generator)
         out = floor + torch.sqrt((magnitude + sigma * n1) ** 2 + (sigma * n2) ** 2)
         d[self.image_key] = torch.where(brain, out, image)
         return d
@@ -276,7 +278,9 @@ def thick_slices(
     Returns:
         a tensor of the same shape and dtype.
     """
-    x = volume.movedim(axis, -1).to(torch.float64)
+    x = volume.movedim(axis, -1)
+    if not x.is_floating_point():
+        x = x.to(torch.float32)
     n = x.shape[-1]
     t = float(thickness)
     edges = torch.arange(offset, n + t, t, dtype=torch.float64)
@@ -286,7 +290,7 @@ def thick_slices(
     a = _integral_at(integral, edges[:-1])
     b = _integral_at(integral, edges[1:])
     widths = edges[1:] - edges[:-1]
-    means = (b - a) / widths
+    means = (b - a) / widths.to(x.dtype)
     centres = 0.5 * (edges[1:] + edges[:-1])
     positions = torch.arange(n, dtype=torch.float64) + 0.5
     right = torch.searchsorted(centres, positions).clamp(1, centres.numel() - 1)
@@ -295,7 +299,7 @@ def thick_slices(
         out = means[..., :1].expand(*means.shape[:-1], n)
     else:
         c0, c1 = centres[left], centres[right]
-        frac = ((positions - c0) / (c1 - c0)).clamp(0.0, 1.0)
+        frac = ((positions - c0) / (c1 - c0)).clamp(0.0, 1.0).to(x.dtype)
         out = means[..., left] * (1 - frac) + means[..., right] * frac
     return out.movedim(-1, axis).to(volume.dtype)
 
@@ -304,7 +308,7 @@ def _integral_at(integral: torch.Tensor, positions: torch.Tensor) -> torch.Tenso
     """The running sum (piecewise linear between voxel edges) at fractional positions."""
     n = integral.shape[-1] - 1
     lo = positions.floor().clamp(0, n - 1).to(torch.int64)
-    frac = positions - lo
+    frac = (positions - lo).to(integral.dtype)
     return integral[..., lo] * (1 - frac) + integral[..., lo + 1] * frac
 
 

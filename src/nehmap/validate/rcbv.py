@@ -213,4 +213,3 @@ def vessel_sensitivity(by_variant: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
     return table[["vessels", *[c for c in table.columns if c != "vessels"]]]
-
