@@ -23,6 +23,7 @@ from nehmap.train.randomise import (
     RandModalityDropoutd,
     RandRicianNoised,
     RandThickSlicesd,
+    _box_blur,
     thick_slices,
 )
 
@@ -176,6 +177,16 @@ def test_label_contrast_scales_spread_and_blurs_edges():
     diffs = np.diff(step)
     np.testing.assert_allclose(diffs[[6, 7, 8]], [jump / 3, jump / 3, jump / 3], atol=1e-5)
     assert np.abs(np.delete(diffs, [6, 7, 8])).max() < 1e-5
+
+
+def test_box_blur_equals_average_pooling():
+    volume = torch.from_numpy(np.random.default_rng(4).normal(size=(3, 9, 7, 6))).float()
+    for radius in (1, 2):
+        size = 2 * radius + 1
+        expected = torch.nn.functional.avg_pool3d(
+            volume[None], size, stride=1, padding=radius, count_include_pad=False
+        )[0]
+        assert torch.allclose(_box_blur(volume, radius), expected, atol=1e-6)
 
 
 # ------------------------------------------------------------------ modality dropout

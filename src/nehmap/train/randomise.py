@@ -70,11 +70,27 @@ def _floor(image: torch.Tensor, brain: torch.Tensor, zero_signal: float) -> torc
 
 
 def _box_blur(volume: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a ``2 radius + 1`` cube (within the volume) of each channel of (C, X, Y, Z)."""
+    """Mean over a ``2 radius + 1`` cube (within the volume) of each channel of (C, X, Y, Z).
+
+    Separable: a running mean of ``2 radius + 1`` voxels along each axis in turn, over the
+    voxels that exist at the edges (as ``avg_pool3d(..., count_include_pad=False)``).
+    """
     if radius <= 0:
         return volume
-    size = 2 * radius + 1
-    return F.avg_pool3d(volume[None], size, stride=1, padding=radius, count_include_pad=False)[0]
+    out = volume
+    for axis in (1, 2, 3):
+        n = out.shape[axis]
+        total = out.clone()
+        count = torch.ones(n, dtype=out.dtype)
+        for shift in range(1, min(radius, n - 1) + 1):
+            total.narrow(axis, shift, n - shift).add_(out.narrow(axis, 0, n - shift))
+            total.narrow(axis, 0, n - shift).add_(out.narrow(axis, shift, n - shift))
+            count[shift:] += 1
+            count[: n - shift] += 1
+        shape = [1, 1, 1, 1]
+        shape[axis] = n
+        out = total / count.reshape(shape)
+    return out
 
 
 class RandLabelContrastd(Randomizable, MapTransform):
@@ -133,7 +149,7 @@ class RandLabelContrastd(Randomizable, MapTransform):
         ) / counts.clamp(min=1)
         scales = torch.from_numpy(self.scales)
         shifts = torch.from_numpy(self.offsets) - scales * means
-        onehot = F.one_hot(labels, n_labels).permute(3, 0, 1, 2).to(torch.float32)
+        onehot = (labels[None] == torch.arange(n_labels).reshape(-1, 1, 1, 1)).float()
         weights = _box_blur(onehot, self.edge_voxels)
         # sum over labels of w_k (s_ck (x - m_ck) + d_ck) = x * A_c + B_c
         flat_weights = weights.reshape(n_labels, -1)
