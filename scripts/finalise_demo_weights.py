@@ -149,6 +149,9 @@ def main(work: Path, models_dir: Path) -> None:
             "this_model": scores[name],
             "fused_neh_of_paunet_and_unetrpp": scores["fused"],
         }
+        transfer = transfer_scores(work / "transfer.csv", name)
+        if transfer:
+            card.validation_metrics["transfer_heldout_families"] = transfer
         save_checkpoint(network, card, models_dir / name)
     (work / "heldout-scores.json").write_text(json.dumps(scores, indent=2))
     transfer = work / "transfer.md"
@@ -162,19 +165,53 @@ def main(work: Path, models_dir: Path) -> None:
     )
 
 
+TRANSFER_RUNS = {
+    "paunet": "paunet-finetune-best",
+    "unetrpp": "unetrpp-finetune-best",
+    "unetrpp-consensus": "unetrpp-consensus-best",
+}
+"""The names bench_transfer gives the run checkpoints scripts/train-demo-weights.sh passes."""
+
+
+def transfer_scores(path: Path, name: str) -> dict:
+    """Mean Dice per family and region of model ``name`` (and the fused NEH) in the
+    transfer benchmark's per-case table; empty when there is none."""
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    table = table[table.metric == "dice"]
+    out: dict = {"data": "benchmarks/bench_transfer.py (held-out families and styles)"}
+    for label, model in (("this_model", TRANSFER_RUNS[name]), ("fused_neh", "fused")):
+        rows = table[table.model == model]
+        means = rows.groupby(["family", "region"])["value"].mean().round(4)
+        out[label] = {
+            family: {region: float(v) for (f, region), v in means.items() if f == family}
+            for family in sorted(rows.family.unique())
+        }
+    return out
+
+
 TRANSFER_START = "<!-- transfer -->"
 TRANSFER_END = "<!-- /transfer -->"
+BASELINE_START = "<!-- transfer-baseline -->"
+BASELINE_END = "<!-- /transfer-baseline -->"
+
+
+def _block(text: str, start: str, end: str) -> list[str]:
+    """The marked block of ``text`` (markers included) as one line, or nothing."""
+    if start not in text or end not in text:
+        return []
+    return [text[text.index(start) : text.index(end) + len(end)], ""]
 
 
 def transfer_section(models_dir: Path, new: str | None) -> list[str]:
-    """The transfer-benchmark section: the new table, else the README's current one."""
+    """The transfer-benchmark sections: the new table (else the README's current one),
+    then the baseline of the weights before the wider recipe, always kept."""
+    old = models_dir / "README.md"
+    text = old.read_text() if old.is_file() else ""
+    baseline = _block(text, BASELINE_START, BASELINE_END)
     if new is None:
-        old = models_dir / "README.md"
-        text = old.read_text() if old.is_file() else ""
-        if TRANSFER_START not in text or TRANSFER_END not in text:
-            return []
-        start = text.index(TRANSFER_START)
-        return [text[start : text.index(TRANSFER_END) + len(TRANSFER_END)], ""]
+        return _block(text, TRANSFER_START, TRANSFER_END) + baseline
     return [
         TRANSFER_START,
         "## Transfer: held-out tumour families and acquisition styles",
@@ -186,6 +223,7 @@ def transfer_section(models_dir: Path, new: str | None) -> list[str]:
         new.strip(),
         TRANSFER_END,
         "",
+        *baseline,
     ]
 
 
