@@ -143,7 +143,7 @@ def test_mass_effect_scales_with_size(cases):
                 geometry["mass_effect_drawn"] * scale, rel=0.02
             )
     for case in cases["small"]:
-        assert case.params["geometry"]["mass_effect"] <= 0.5 * 6.0 / 20.0
+        assert case.params["geometry"]["mass_effect"] <= 0.5 * 8.0 / 20.0
 
 
 def test_mixed_draws_a_family_and_reproduces_it():

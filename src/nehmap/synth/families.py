@@ -13,7 +13,7 @@ irregular          strongly lobulated boundary (irregularity 0.5-0.9, correlatio
                    small NEH patches (3-6 mm)
 multifocal         2-4 foci (radius 6-14 mm each), 2-20 mm apart, sharing one edema when
                    they are close enough
-small              bulk radius 3.5-6 mm, rim 1-3 mm, NEH 1.5-4 mm, edema 2-5 mm; whole
+small              bulk radius 4-8 mm, rim 1-3 mm, NEH 1.5-4 mm, edema 2-6 mm; whole
                    tumour < 10 ml (edema trimmed if needed); voxels <= 2 mm
 cortical           centre 0.3 R + 2 to 0.7 R + 6 mm below the brain surface (touches cortex)
 periventricular    centre 0.5 R to R + 3 mm from the lateral ventricles (kept out of them)
@@ -126,17 +126,17 @@ _FAMILY_LIST: tuple[Family, ...] = (
         "small",
         "whole tumour under 10 ml",
         {
-            "tumour_radius_mm": (3.5, 6.0),
+            "tumour_radius_mm": (4.0, 8.0),
             "shape_irregularity": (0.10, 0.25),
             "shape_scale_mm": (2.5, 4.0),
             "et_thickness_mm": (1.0, 3.0),
             "neh_thickness_mm": (1.5, 4.0),
             "neh_patch_scale_mm": (3.0, 5.0),
-            "edema_extent_mm": (2.0, 5.0),
+            "edema_extent_mm": (2.0, 6.0),
         },
         max_whole_tumour_ml=10.0,
         max_spacing_mm=2.0,
-        limit_reason="its bulk radius goes down to 3.5 mm, under 2 voxels on a coarser grid",
+        limit_reason="its bulk radius goes down to 4 mm, 2 voxels on a 2 mm grid",
     ),
     Family(
         "cortical",
@@ -307,7 +307,10 @@ def _side(anatomy: Anatomy, hemisphere: str) -> np.ndarray:
     return anatomy.brain & side[:, None, None]
 
 
-def _placement_mask(anatomy: Anatomy, placement: str, radius: float, side: np.ndarray):
+def _placement_mask(
+    anatomy: Anatomy, placement: str, radius: float, side: np.ndarray
+) -> np.ndarray:
+    """Voxels where a focus of ``radius`` mm may be centred for ``placement``."""
     tissue = anatomy.gm + anatomy.wm
     if placement == "cortical":
         depth = anatomy.depth
@@ -429,7 +432,9 @@ def _finish(
     return labels
 
 
-def _trim_edema(labels: np.ndarray, spacing: tuple[float, float, float], limit_mm3: float):
+def _trim_edema(
+    labels: np.ndarray, spacing: tuple[float, float, float], limit_mm3: float
+) -> np.ndarray:
     """Remove the edema farthest from the tumour core until the whole tumour < limit."""
     voxel = float(np.prod(spacing))
     allowed = int(np.floor(limit_mm3 / voxel)) - 1
