@@ -74,7 +74,11 @@ def atomic_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator
 
 
 def write_text_atomic(path: str | Path, text: str, inputs: Iterable[str | Path] = ()) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path.
+
+    File names that are not valid UTF-8 (held by Python as surrogate escapes) are
+    written back as their original bytes.
+    """
     with atomic_path(path, inputs) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
     return Path(path)
