@@ -191,6 +191,19 @@ def check_affine(path: Path, affine: np.ndarray, what: str = "affine") -> None:
             f"has a singular {what} (determinant {det:.3g}): its voxels have no volume.",
             "Fix the header (qform/sform) with the tool that wrote the file.",
         )
+    from nibabel.orientations import io_orientation
+
+    try:
+        axes = io_orientation(affine)
+    except (ValueError, np.linalg.LinAlgError):
+        axes = np.full((3, 2), np.nan)
+    if np.isnan(axes).any() or len(set(axes[:, 0].tolist())) != 3:
+        raise NehmapInputError(
+            path,
+            f"has a {what} with no clear orientation: its voxel axes cannot be matched to "
+            "the left-right, back-front and down-up directions.",
+            "Fix the header (qform/sform) with the tool that wrote the file.",
+        )
 
 
 def check_nifti_header(

@@ -179,6 +179,22 @@ class Image:
         return self.grid.source
 
 
+# what nibabel raises on a damaged file (found by scripts/fuzz_nifti.py): header
+# checks, unknown datatype codes, bad offsets, truncated or corrupt gzip streams
+_NIBABEL_READ_ERRORS = (
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+    OSError,
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    ValueError,
+    TypeError,
+    OverflowError,
+    MemoryError,
+)
+
+
 def _fail(path: Path, problem: str, hint: str) -> NehmapInputError:
     return NehmapInputError(path, problem, hint)
 
@@ -188,14 +204,7 @@ def _open_nifti(path: Path, kind: str = "image", channels: bool = False) -> Any:
     check_file(path, kind)
     try:
         img = nib.load(str(path))
-    except (
-        nib.filebasedimages.ImageFileError,
-        OSError,
-        EOFError,
-        zlib.error,
-        gzip.BadGzipFile,
-        ValueError,
-    ) as exc:
+    except _NIBABEL_READ_ERRORS as exc:
         raise _fail(
             path,
             f"cannot be read as NIfTI ({exc}).",
@@ -220,7 +229,7 @@ def _load_nifti(path: Path, kind: str = "image") -> tuple[np.ndarray, np.ndarray
     img = _open_nifti(path, kind)
     try:
         data = np.asanyarray(img.dataobj)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, MemoryError) as exc:
+    except _NIBABEL_READ_ERRORS as exc:
         raise _fail(
             path,
             f"is truncated or corrupt: its voxel data cannot be read ({exc}).",
