@@ -56,8 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
+    from nehmap.errors import OutputError
+
     try:
         return int(args._run(args) or 0)
+    except OutputError as exc:  # output folder in use, not writable, or full
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

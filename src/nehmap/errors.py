@@ -42,3 +42,7 @@ class CaseError(NehmapInputError):
 
 class OutputError(RuntimeError):
     """An output cannot be written where asked (it would overwrite an input, ...)."""
+
+
+class DiskFullError(OutputError):
+    """An output could not be written because its file system is full (or over quota)."""

@@ -347,7 +347,16 @@ def read_image(
     )
     array = grid.to_canonical(np.asarray(data))
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(dtype, copy=False)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            # found by fuzzing: a header scaling (scl_slope) that overflows float32
+            raise _fail(
+                p,
+                f"holds values beyond the range of {array.dtype} "
+                f"(largest {float(np.max(np.abs(data))):.3g}), after the header's scaling.",
+                "Check the header's scl_slope/scl_inter, or rescale the image.",
+            )
     return Image(array, grid)
 
 
