@@ -217,3 +217,16 @@ def test_inputs_never_touched(cohort, models, tmp, capsys):
     assert _segment(cohort, cohort / CASES[0], models) == 2
     assert _checksums(cohort) == before
     assert {p: p.stat().st_mtime_ns for p in cohort.rglob("*")} == stats
+
+
+def test_taking_the_lock_sweeps_temporaries_of_a_killed_run(tmp, capsys):
+    out = tmp / "out"
+    (out / "case").mkdir(parents=True)
+    left = out / "case" / ".case_neh-prob.tmp-0a1b2c3d.nii.gz"
+    left.write_bytes(b"half a file")
+    kept = out / "case" / "case_neh-prob.nii.gz"
+    kept.write_bytes(b"finished")
+    with output_lock(out, "test"):
+        pass
+    assert not left.exists() and kept.read_bytes() == b"finished"
+    assert "removed 1 unfinished temporary file(s)" in capsys.readouterr().err

@@ -5,7 +5,9 @@ lock is an advisory ``flock`` on that file, which the kernel releases when its h
 ends in any way, SIGKILL included; the file itself records the holder (PID, host,
 command, start time) so that a second run into the same folder can say who holds it.
 A lock file left behind by a run that died is stale: the next run sees that nobody
-holds the ``flock``, takes the file over and says so.
+holds the ``flock``, takes the file over and says so. Whoever takes the lock also
+removes the unfinished temporary files (``.*.tmp-XXXXXXXX*``) of the atomic writer
+that a killed run may have left.
 
 Before taking the lock, the folder is created if needed and a probe file is written
 and removed in it, so a folder that cannot be written (permissions, read-only or full
@@ -19,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -84,6 +87,25 @@ def input_folders(collection: Any) -> list[Path]:
     return sorted({Path(p).parent for case in collection.cases for p in case.paths})
 
 
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}(\..*)?$")
+
+
+def sweep_temporaries(folder: Path) -> int:
+    """Remove the atomic writer's unfinished temporary files (``.*.tmp-XXXXXXXX*``) under
+    ``folder``, left by a run that was killed mid-write; returns how many.
+
+    Only safe while holding the folder's lock: nobody else is writing there.
+    """
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            if _TEMPORARY.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed
+
+
 def _holder(lock_path: Path) -> dict:
     try:
         return json.loads(lock_path.read_text(encoding="utf-8") or "{}")
@@ -140,6 +162,13 @@ def output_lock(folder: str | Path, command: str) -> Iterator[Path]:
             break
         os.close(fd)
     stale = _holder(lock_path)
+    swept = sweep_temporaries(target)
+    if swept:
+        print(
+            f"note: {target}: removed {swept} unfinished temporary file(s) left by an "
+            "interrupted run.",
+            file=sys.stderr,
+        )
     if stale:
         print(
             f"note: {target}: took over a stale lock left by {_describe(stale)}, "
