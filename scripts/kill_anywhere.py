@@ -108,8 +108,9 @@ def study_stage(out: Path) -> str:
 def make_study(base: Path, cases: int, rec_subjects: int) -> tuple[str, str]:
     from nehmap.synth import write_cohort
 
-    write_cohort(base / "upenn", cases, 3, spacing=4.0, layout="upenn", progress=False)
-    write_cohort(base / "rhuh", rec_subjects, 8, spacing=4.0, layout="rhuh", progress=False)
+    if not (base / "upenn").exists():
+        write_cohort(base / "upenn", cases, 3, spacing=4.0, layout="upenn", progress=False)
+        write_cohort(base / "rhuh", rec_subjects, 8, spacing=4.0, layout="rhuh", progress=False)
     models = make_models(base / "models")
     names = ", ".join(f'"{base / "models" / n}"' for n in models)
 
@@ -367,12 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(args.workdir or tmp)
         base.mkdir(parents=True, exist_ok=True)
         rows = []
-        if args.study_kills:
-            rows += trial_study(base, args.study_kills, rng, args)
         if args.segment_kills:
             rows += trial_segment(base, args.segment_kills, rng, args)
         if args.train_kills:
             rows += trial_train(base, args.train_kills, rng, args)
+        if args.study_kills:
+            rows += trial_study(base, args.study_kills, rng, args)
     ok = [r for r in rows if r["identical"] and not r["leftovers"] and r["rerun_status"] in (0, 1)]
     print(f"\nsurvived: {len(ok)} of {len(rows)} kills")
     for command in ("study", "segment", "train --resume"):
