@@ -59,7 +59,7 @@ def test_truncated_file(tmp):
 def test_unreadable_file(tmp):
     d = _case(tmp)
     (d / f"{CID}_FLAIR.nii.gz").write_bytes(b"garbage")
-    _expect(tmp, "FLAIR.nii.gz", "cannot be read")
+    _expect(tmp, "FLAIR.nii.gz", "not gzip-compressed")
 
 
 def test_4d_perfusion_series_given_as_rcbv(tmp):

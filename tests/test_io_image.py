@@ -92,7 +92,7 @@ def test_uncompressed_nii(tmp):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda p: p.write_bytes(b"not an image at all"), "cannot be read"),
+        (lambda p: p.write_bytes(b"not an image at all"), "not gzip-compressed"),
         (lambda p: save(p, np.ones((3, 4, 5, 6), np.float32)), "4D image"),
         (lambda p: save(p, np.full((3, 4, 5), np.nan, np.float32)), "NaN or infinite"),
     ],

@@ -36,8 +36,13 @@ class CaseError(NehmapInputError):
         super().__init__(path, problem, hint)
 
     def __str__(self) -> str:
-        return f"case {self.case}: {super().__str__()}"
+        case = self.case.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"case {case}: {super().__str__()}"
 
 
 class OutputError(RuntimeError):
     """An output cannot be written where asked (it would overwrite an input, ...)."""
+
+
+class DiskFullError(OutputError):
+    """An output could not be written because its file system is full (or over quota)."""

@@ -72,20 +72,10 @@ def _parse_external(specs: list[str]) -> dict[str, tuple[str, list[int]]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
-    from nehmap.commands.options import show_progress
-    from nehmap.errors import NehmapInputError
-    from nehmap.io import discover, load_case
-    from nehmap.io.external import read_external_probabilities
-    from nehmap.segmentation import (
-        is_complete,
-        load_models,
-        segment,
-        settings_differences,
-        settings_record,
-        write_segmentation,
-    )
+    from nehmap.errors import NehmapInputError, OutputError
+    from nehmap.io import discover
+    from nehmap.io.lock import check_outside_inputs, input_folders, output_lock
+    from nehmap.segmentation import load_models
 
     out = Path(args.out)
     try:
@@ -94,10 +84,36 @@ def run(args: argparse.Namespace) -> int:
         if weights is not None and args.fusion == "staple":
             raise ValueError("--weights apply to --fusion mean only; STAPLE weighs the models.")
         collection = discover(args.input, layout=args.layout)
-        models = load_models(args.models.split(",") if args.models else None, args.device)
-    except (NehmapInputError, ValueError) as exc:
+        check_outside_inputs(out, input_folders(collection))
+    except (NehmapInputError, ValueError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # the output folder is checked and locked before any work (OutputError -> exit 1)
+    with output_lock(out, "nehmap segment"):
+        try:
+            models = load_models(args.models.split(",") if args.models else None, args.device)
+        except (NehmapInputError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return _run_locked(args, out, collection, models, external, weights)
+
+
+def _run_locked(args, out, collection, models, external, weights) -> int:  # noqa: ANN001
+    """The segmentation of the cases, while this run holds the output folder's lock."""
+    from tqdm import tqdm
+
+    from nehmap.commands.options import show_progress
+    from nehmap.errors import DiskFullError, NehmapInputError
+    from nehmap.io import load_case
+    from nehmap.io.external import read_external_probabilities
+    from nehmap.segmentation import (
+        is_complete,
+        segment,
+        settings_differences,
+        settings_record,
+        write_segmentation,
+    )
+
     settings = settings_record(
         models,
         list(external),
@@ -156,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
             )
             write_segmentation(result, case, out, save_probabilities=args.save_probabilities)
+        except DiskFullError:
+            raise  # no later case can be written either
         except (NehmapInputError, ValueError, OSError, RuntimeError) as exc:
             failures.append((files.case_id, str(exc)))
             tqdm.write(f"failed: {files.case_id}: {exc}", file=sys.stderr)

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nehmap.errors import NehmapInputError
+    from nehmap.io.lock import output_lock
     from nehmap.study import TEMPLATE, StudyConfig, run_study
 
     if args.init:
@@ -64,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
             config.execution.workers = args.workers
         if args.scheduler:
             config.execution.scheduler = args.scheduler
-        result = run_study(
-            config, force=args.force, report=not args.no_report, progress=_progress(args)
-        )
+        with output_lock(config.output_dir, "nehmap study"):  # one run per output folder
+            result = run_study(
+                config, force=args.force, report=not args.no_report, progress=_progress(args)
+            )
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,14 +7,16 @@ the previous file or the new one, plus at worst a hidden ``.*.tmp-*`` file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nehmap.errors import OutputError
+from nehmap.errors import DiskFullError, OutputError
 
 _COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz", ".csv.gz")
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def split_suffix(path: Path) -> tuple[str, str]:
@@ -54,7 +56,9 @@ def check_not_input(path: str | Path, inputs: Iterable[str | Path] = ()) -> None
 def atomic_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Context manager giving a temporary path to write; renamed to ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched. A
+    full file system (ENOSPC, EDQUOT) becomes a :class:`~nehmap.errors.DiskFullError`
+    naming the file.
 
     Example::
 
@@ -68,13 +72,26 @@ def atomic_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise DiskFullError(
+            f"{target}: cannot be written: the file system holding {target.parent} is full "
+            f"({exc.strerror}). The partial file was removed and the previous version, if "
+            "any, is intact. Free some space (or choose another output folder) and run the "
+            "command again; finished outputs are kept."
+        ) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
 def write_text_atomic(path: str | Path, text: str, inputs: Iterable[str | Path] = ()) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path.
+
+    File names that are not valid UTF-8 (held by Python as surrogate escapes) are
+    written back as their original bytes.
+    """
     with atomic_path(path, inputs) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
     return Path(path)

@@ -4,9 +4,13 @@ A loaded :class:`Case` holds the four structural modalities (float32, canonical 
 its label map converted to nehmap labels (uint8), and its rCBV map, all on one grid.
 :func:`load_case` rejects, with a message naming the file, the problem and what to do:
 
+- a case id too long for its output file names (:data:`MAX_CASE_ID_BYTES`);
 - a missing modality, or a file that does not exist or cannot be read (truncated);
 - a non-3D image (e.g. a 4D DSC series given as rCBV);
-- NaN or infinite voxels, an all-zero image;
+- NaN or infinite voxels, an all-zero or constant image, a brain (voxels non-zero in
+  any modality) of fewer than :data:`MIN_BRAIN_VOXELS` voxels, i.e. nothing left after
+  cropping to the brain;
+- everything :mod:`nehmap.io.checks` refuses from the file and its header;
 - modalities on different grids (shape, or affine beyond ``grid_tolerance_mm``; the
   message says how far apart, in mm);
 - label values outside the declared scheme, non-integer labels, a label map on
@@ -15,6 +19,7 @@ its label map converted to nehmap labels (uint8), and its rCBV map, all on one g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,12 @@ from nehmap.io.image import Grid, Image, read_grid, read_image
 from nehmap.io.layouts import CaseFiles, Collection
 from nehmap.io.modalities import LABEL, MODALITIES
 from nehmap.labels import get_scheme, to_nehmap, unexpected_values
+
+MAX_CASE_ID_BYTES = 180
+"""Longest case id (bytes): outputs add up to ~60 bytes and must stay under 255."""
+
+MIN_BRAIN_VOXELS = 64
+"""Fewest voxels the brain (non-zero in any modality) may hold: less is no brain."""
 
 DEFAULT_GRID_TOLERANCE_MM = 1e-3
 """Largest allowed distance (mm) between the corners of two modalities' grids."""
@@ -131,6 +142,16 @@ def check_case_headers(
         CaseError: on the first problem found.
     """
     case_id = files.case_id
+    id_bytes = len(os.fsencode(case_id))
+    if id_bytes > MAX_CASE_ID_BYTES:
+        raise CaseError(
+            case_id,
+            next(iter(files.files.values()), None),
+            f"the case id is {id_bytes} bytes long: output names such as "
+            f"<id>_neh-uncertainty.nii.gz would pass the file system's limit of 255 bytes "
+            f"(case ids up to {MAX_CASE_ID_BYTES} bytes are accepted).",
+            "Rename the case's files with a shorter id.",
+        )
     if files.problems:
         raise CaseError(case_id, None, "; ".join(files.problems) + ".", "Fix the listing.")
     missing = files.missing()
@@ -203,9 +224,11 @@ def load_case(
                 raise CaseError(
                     case_id, img.path, f"{key} image is all zero.", "Replace it with the real scan."
                 )
+            _check_not_constant(case_id, key, img)
             images[key] = img.array
             grid = grid or img.grid
         assert grid is not None
+        _check_brain(case_id, files, images)
         labels = None
         if load_labels and LABEL in files.files:
             labels = _read_labels(case_id, files, grid)
@@ -225,6 +248,33 @@ def load_case(
     except NehmapInputError as exc:
         raise _as_case_error(case_id, exc) from exc
     return Case(files, images, grid, labels, rcbv, notes=list(files.notes))
+
+
+def _check_not_constant(case_id: str, key: str, img: Image) -> None:
+    values = img.array[img.array != 0]
+    if values.size and values.min() == values.max():
+        raise CaseError(
+            case_id,
+            img.path,
+            f"{key} image is constant: every non-zero voxel is {values.flat[0]:g}.",
+            "Replace it with the real scan (this looks like a placeholder or a failed export).",
+        )
+
+
+def _check_brain(case_id: str, files: CaseFiles, images: dict[str, np.ndarray]) -> None:
+    mask = np.zeros(next(iter(images.values())).shape, dtype=bool)
+    for arr in images.values():
+        mask |= arr != 0
+    n = int(mask.sum())
+    if n < MIN_BRAIN_VOXELS:
+        folder = files.files[MODALITIES[0]].parent
+        raise CaseError(
+            case_id,
+            folder,
+            f"the brain is empty: only {n} voxel(s) are non-zero in any modality (at least "
+            f"{MIN_BRAIN_VOXELS} needed), so nothing is left after cropping to the brain.",
+            "Check the skull stripping and the export of this case.",
+        )
 
 
 def _read_labels(case_id: str, files: CaseFiles, grid: Grid) -> np.ndarray:

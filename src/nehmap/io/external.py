@@ -69,7 +69,7 @@ def read_external_probabilities(
     if p.suffix == ".npz":
         data = _read_npz(p, grid)
     else:
-        source_grid = read_grid(p)
+        source_grid = read_grid(p, channels=True)
         if source_grid.shape != grid.shape or source_grid.distance_mm(grid) > 1e-3:
             raise NehmapInputError(
                 p,

@@ -30,6 +30,7 @@ from nibabel import orientations as ornt
 
 from nehmap.errors import NehmapInputError
 from nehmap.io.atomic import atomic_path
+from nehmap.io.checks import check_affine, check_file, check_nifti_header, check_shape_and_type
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
@@ -178,29 +179,57 @@ class Image:
         return self.grid.source
 
 
+# what nibabel raises on a damaged file (found by scripts/fuzz_nifti.py): header
+# checks, unknown datatype codes, bad offsets, truncated or corrupt gzip streams
+_NIBABEL_READ_ERRORS = (
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+    OSError,
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    ValueError,
+    TypeError,
+    OverflowError,
+    MemoryError,
+)
+
+
 def _fail(path: Path, problem: str, hint: str) -> NehmapInputError:
     return NehmapInputError(path, problem, hint)
 
 
-def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, Any]:
+def _open_nifti(path: Path, kind: str = "image", channels: bool = False) -> Any:
+    """nib.load ``path`` after the file checks, then check its header (no voxel read)."""
+    check_file(path, kind)
     try:
         img = nib.load(str(path))
-    except (
-        nib.filebasedimages.ImageFileError,
-        OSError,
-        EOFError,
-        zlib.error,
-        gzip.BadGzipFile,
-        ValueError,
-    ) as exc:
+    except _NIBABEL_READ_ERRORS as exc:
         raise _fail(
             path,
             f"cannot be read as NIfTI ({exc}).",
             "Check that the file is complete and a valid .nii/.nii.gz image.",
         ) from exc
+    check_nifti_header(path, _raw_header(path, img), kind, channels)
+    return img
+
+
+def _raw_header(path: Path, img: Any) -> Any:
+    """The header as stored, before nibabel's silent fixes (e.g. of a zero pixdim)."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as handle:
+            return type(img.header).from_fileobj(handle, check=False)
+    except Exception:  # noqa: BLE001 - unreadable raw header: fall back to nibabel's view
+        return img.header
+
+
+def _load_nifti(path: Path, kind: str = "image") -> tuple[np.ndarray, np.ndarray, Any]:
+    img = _open_nifti(path, kind)
     try:
         data = np.asanyarray(img.dataobj)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+    except _NIBABEL_READ_ERRORS as exc:
         raise _fail(
             path,
             f"is truncated or corrupt: its voxel data cannot be read ({exc}).",
@@ -209,11 +238,18 @@ def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, Any]:
     return data, img.affine, img.header
 
 
-def _load_sitk(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+def _load_sitk(path: Path, kind: str = "image") -> tuple[np.ndarray, np.ndarray, dict]:
     import SimpleITK as sitk
 
+    check_file(path, kind)
     try:
-        img = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        size = tuple(int(s) for s in reader.GetSize())
+        if reader.GetNumberOfComponents() == 1:
+            check_shape_and_type(path, size, np.float32, kind)
+        img = reader.Execute()
     except RuntimeError as exc:
         raise _fail(
             path,
@@ -242,19 +278,17 @@ def _load_sitk(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return data, _LPS_TO_RAS @ affine_lps, geometry
 
 
-def read_grid(path: str | Path) -> Grid:
-    """Read only the geometry of an image file (fast: the voxel data is not loaded)."""
+def read_grid(path: str | Path, *, channels: bool = False) -> Grid:
+    """Read only the geometry of an image file (fast: the voxel data is not loaded).
+
+    The file and its header are checked (:mod:`nehmap.io.checks`); ``channels`` accepts
+    a NIfTI with trailing channel axes, e.g. one probability map per class.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise _fail(p, "does not exist.", "Check the path.")
     if image_suffix(p) in NIFTI_SUFFIXES:
-        try:
-            img = nib.load(str(p))
-        except Exception as exc:  # noqa: BLE001 - any failure means unreadable
-            raise _fail(
-                p, f"cannot be read as NIfTI ({exc}).", "Check that the file is complete and valid."
-            ) from exc
+        img = _open_nifti(p, channels=channels)
         return Grid(tuple(int(s) for s in img.shape[:3]), img.affine, p, img.header)
+    check_file(p)
     return read_image(p).grid
 
 
@@ -277,8 +311,6 @@ def read_image(
             NaN/Inf voxels.
     """
     p = Path(path)
-    if not p.is_file():
-        raise _fail(p, f"{kind} file does not exist.", "Check the path and the file name.")
     suffix = image_suffix(p)
     if suffix is None:
         raise _fail(
@@ -289,9 +321,9 @@ def read_image(
     header = None
     sitk_geometry = None
     if suffix in NIFTI_SUFFIXES:
-        data, affine, header = _load_nifti(p)
+        data, affine, header = _load_nifti(p, kind)
     else:
-        data, affine, sitk_geometry = _load_sitk(p)
+        data, affine, sitk_geometry = _load_sitk(p, kind)
     # drop trailing singleton dimensions (x, y, z, 1) that some tools write
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
@@ -309,18 +341,22 @@ def read_image(
             f"contains {n_bad} NaN or infinite voxels.",
             "Replace them (e.g. with 0 outside the brain) before running nehmap.",
         )
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise _fail(
-            p,
-            "has an invalid (singular or non-finite) affine in its header.",
-            "Fix the header (qform/sform) with the tool that wrote the file.",
-        )
+    check_affine(p, affine)
     grid = Grid(
         tuple(int(s) for s in data.shape), np.asarray(affine, dtype=float), p, header, sitk_geometry
     )
     array = grid.to_canonical(np.asarray(data))
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(dtype, copy=False)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            # found by fuzzing: a header scaling (scl_slope) that overflows float32
+            raise _fail(
+                p,
+                f"holds values beyond the range of {array.dtype} "
+                f"(largest {float(np.max(np.abs(data))):.3g}), after the header's scaling.",
+                "Check the header's scl_slope/scl_inter, or rescale the image.",
+            )
     return Image(array, grid)
 
 

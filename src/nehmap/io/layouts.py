@@ -238,6 +238,7 @@ def _parse_token_layout(
     pattern = layout.regex()
     slots: dict[str, dict[str, Path]] = defaultdict(dict)
     notes: dict[str, list[str]] = defaultdict(list)
+    problems: dict[str, list[str]] = defaultdict(list)
     per_dir_ids: dict[Path, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     orphans: list[tuple[Path, str]] = []  # (file, key) with no usable id
     unmatched: list[Path] = []
@@ -253,7 +254,12 @@ def _parse_token_layout(
             continue
         case_id, key = m.group("id"), layout.tokens[m.group("token").lower()]
         per_dir_ids[path.parent][case_id] += 1
-        if key in slots[case_id]:
+        if key in slots[case_id] and slots[case_id][key].parent != path.parent:
+            problems[case_id].append(
+                f"the case id is not unique: {key} files for {case_id} are in two folders, "
+                f"{slots[case_id][key].parent} and {path.parent}"
+            )
+        elif key in slots[case_id]:
             kept = _preferred(slots[case_id][key], path)
             other = path if kept != path else slots[case_id][key]
             notes[case_id].append(f"two files for {key}; using {kept.name}, ignoring {other.name}")
@@ -293,6 +299,7 @@ def _parse_token_layout(
             layout.name,
             label_scheme=_case_scheme(layout, case_id),
             notes=notes[case_id],
+            problems=problems[case_id],
         )
         for key, path in found.items():
             if key in (*MODALITIES, LABEL, "rcbv"):
@@ -442,10 +449,37 @@ def _canonical_timepoint(raw: str) -> str | None:
     return raw.strip()
 
 
+def _manifest_separator(path: Path) -> str:
+    """``,`` unless the header line uses ``;`` (spreadsheets in many locales) or tabs."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return ","
+    if "," not in header:
+        if "\t" in header:
+            return "\t"
+        if ";" in header:
+            return ";"
+    return ","
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (links resolved) lies inside ``folder``."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
 def read_manifest(path: str | Path) -> Collection:
     """Read a manifest CSV (columns ``case, timepoint, modality, path``).
 
-    Paths may be relative to the manifest's folder. ``modality`` is one of t1, t1c, t2,
+    Paths may be relative to the manifest's folder (a relative path leading outside
+    that folder, e.g. ``../x.nii.gz``, makes its case unusable; absolute paths are taken
+    as given). The separator may be ``,``, ``;`` or a tab, and a UTF-8 byte-order mark
+    is ignored. ``modality`` is one of t1, t1c, t2,
     flair, rcbv, seg (aliases such as T1Gd, t1ce, FLAIR, label accepted). An optional
     ``label_scheme`` column names the scheme of the label files (default ``nehmap``).
     A scan is identified by ``case`` plus ``timepoint`` (``<case>_<timepoint>`` when a
@@ -455,7 +489,9 @@ def read_manifest(path: str | Path) -> Collection:
 
     p = Path(path)
     try:
-        table = pd.read_csv(p, dtype=str, keep_default_na=False)
+        table = pd.read_csv(
+            p, dtype=str, keep_default_na=False, sep=_manifest_separator(p), encoding="utf-8-sig"
+        )
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise NehmapInputError(
             p,
@@ -492,6 +528,13 @@ def read_manifest(path: str | Path) -> Collection:
         file_path = Path(row["path"].strip())
         if not file_path.is_absolute():
             file_path = p.parent / file_path
+            if not _inside(file_path, p.parent):
+                case.problems.append(
+                    f"row {row_number}: the relative path {row['path'].strip()!r} points "
+                    f"outside the manifest's folder {p.parent} (give an absolute path if "
+                    "that is really meant)"
+                )
+                continue
         if key in case.files:
             case.problems.append(f"{key} is listed twice in the manifest (rows up to {row_number})")
         if not file_path.is_file():
