@@ -46,10 +46,11 @@ WHAT_RCBV = (
 WHAT_RECURRENCE = (
     "Whether the tumour recurs where NEH was before surgery. The pre-operative NEH is "
     "carried onto the recurrence scan by image registration and compared with the "
-    "recurrent enhancing tumour. Each metric is also computed for random placements of the "
-    "same NEH shape in the brain: a ratio to chance away from 1 in the direction of "
-    "agreement (above 1 for overlaps, below 1 for distances) means the two regions are "
-    "closer than chance would give."
+    "recurrent enhancing tumour. Each metric is also computed for placements of the same "
+    "NEH shape by chance: at the same distances from the tumour core (the primary test) "
+    "and, as the paper, anywhere in the brain. A chance rank above 0.5, or a ratio to "
+    "chance away from 1 in the direction of agreement (above 1 for overlaps, below 1 for "
+    "distances), means the two regions are closer than chance would give."
 )
 
 WHAT_CASES = (
@@ -63,13 +64,16 @@ WHAT_APPENDIX = (
 )
 
 RECURRENCE_TESTS = (
-    "How to read the tests: the paper's tests (Table 7) compare the chance ratios with 1 "
-    "and the raw MeanEdgeDistance with 0; a mean distance is always above 0, so that one "
-    "test cannot fail and says nothing about proximity. The <i>chance_ratio</i> tests ask "
-    "whether pNEH is nearer to (distance ratio below 1) or overlaps more with (ratio above "
-    "1) the recurrence than the same shape placed at random; the <i>chance_rank</i> tests "
-    "ask the same with each subject's rank among its random placements (0.5 = chance), "
-    "which stays valid when the ratios are skewed."
+    "How to read the tests: the paper's tests (Table 7, whole-brain chance) compare the "
+    "chance ratios with 1 and the raw MeanEdgeDistance with 0; a mean distance is always "
+    "above 0, so that one test cannot fail and says nothing about proximity. The "
+    "<i>chance_ratio</i> tests ask whether pNEH is nearer to (distance ratio below 1) or "
+    "overlaps more with (ratio above 1) the recurrence than its chance placements; the "
+    "<i>chance_rank</i> tests ask the same with each subject's rank among its placements "
+    "(0.5 = chance), which stays valid when the ratios are skewed; "
+    "<i>matched_control</i> compares pNEH with its matched controls (distance-matched "
+    "placements overlapping it by at most 10 %). <i>p_adjusted</i>: Holm across the four "
+    "metrics."
 )
 
 CAPTION_FIGURE2 = (
