@@ -129,7 +129,6 @@ def _brute_force_mean(cohort, seg, case_id, label, exclude_vessels):
     optionally without those above the brain's 99th percentile."""
     case = discover(cohort)[case_id]
     rcbv = read_image(case.files["rcbv"]).array
-    t1 = read_image(case.files["t1"]).array
     labels = read_image(seg / case_id / f"{case_id}_seg-paunet.nii.gz", dtype=None).array
     from nehmap.io import load_case
 
@@ -138,7 +137,6 @@ def _brute_force_mean(cohort, seg, case_id, label, exclude_vessels):
     keep = signal.copy()
     if exclude_vessels:
         keep &= rcbv <= np.percentile(rcbv[signal], 99.0)
-    assert t1.shape == rcbv.shape
     return float(rcbv[keep & (labels == label)].mean())
 
 

@@ -158,6 +158,29 @@ def pick_examples(volumes: pd.Series, n: int = 3) -> list[tuple[str, str]]:
     return chosen
 
 
+def figure1_choice(
+    work_dir: Path,
+    cohorts: Sequence[str],
+    intensity_cases: pd.DataFrame | None,
+    rcbv_cases: pd.DataFrame | None,
+    models: Sequence[str],
+    n: int,
+) -> tuple[str, Path, list[tuple[str, str]]] | None:
+    """The Figure 1 cases: the first cohort (in ``cohorts`` order) with segment outputs,
+    its segment folder, and the cases :func:`pick_examples` chooses (with the reason).
+
+    None when no cohort has segment outputs. The figure and the report's viewer both
+    use this, so they show the same patients.
+    """
+    cohort = next((c for c in cohorts if segment_cases(work_dir, c)), None)
+    if cohort is None:
+        return None
+    seg_root = work_dir / "segment" / cohort
+    cases = segment_cases(work_dir, cohort)
+    volumes = neh_volumes(cases, intensity_cases, rcbv_cases, models, seg_root)
+    return cohort, seg_root, pick_examples(volumes, n)
+
+
 def read_record(folder: Path, case: str) -> dict:
     """The case's ``<case>_nehmap.json`` (empty when absent or unreadable)."""
     path = folder / f"{case}_nehmap.json"

@@ -239,29 +239,25 @@ def summary_section(ctx: ReportContext) -> str:
 # --------------------------------------------------------------------------- Figure 1
 
 
-def _example_cohort(ctx: ReportContext) -> str | None:
-    for cohort in ("perfusion", "recurrence", *sorted(ctx.config.cohorts)):
-        if examples.segment_cases(ctx.work_dir, cohort):
-            return cohort
-    return None
-
-
-def _examples_figure(ctx: ReportContext) -> list[str]:
-    cohort = _example_cohort(ctx)
-    if cohort is None:
-        return [
-            note("No segmentation outputs were found under work/segment; Figure 1 is left out.")
-        ]
-    seg_root = ctx.work_dir / "segment" / cohort
-    cases = examples.segment_cases(ctx.work_dir, cohort)
-    volumes = examples.neh_volumes(
-        cases,
+def figure1_choice(ctx: ReportContext) -> tuple[str, Path, list[tuple[str, str]]] | None:
+    """The Figure 1 cohort, its segment folder and chosen cases (figure and viewer)."""
+    return examples.figure1_choice(
+        ctx.work_dir,
+        ("perfusion", "recurrence", *sorted(ctx.config.cohorts)),
         ctx.inputs.table("intensity_cases"),
         ctx.inputs.table("rcbv_cases"),
         ctx.models,
-        seg_root,
+        ctx.n_examples,
     )
-    chosen = examples.pick_examples(volumes, ctx.n_examples)
+
+
+def _examples_figure(ctx: ReportContext) -> list[str]:
+    choice = figure1_choice(ctx)
+    if choice is None:
+        return [
+            note("No segmentation outputs were found under work/segment; Figure 1 is left out.")
+        ]
+    cohort, seg_root, chosen = choice
     rows = [(examples.load_case_maps(seg_root, case, ctx.models), why) for case, why in chosen]
     uri = overlays.examples_figure(rows) if rows else None
     if uri is None:

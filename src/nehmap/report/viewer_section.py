@@ -36,21 +36,14 @@ WHAT_VIEWER = (
 
 def figure1_cases(ctx: ReportContext) -> list[ViewerCase]:
     """The Figure 1 cases (same cohort, same choice by NEH volume) as viewer cases."""
-    cohorts = ("perfusion", "recurrence", *sorted(ctx.config.cohorts))
-    cohort = next((c for c in cohorts if examples.segment_cases(ctx.work_dir, c)), None)
-    if cohort is None:
+    from nehmap.report.sections import figure1_choice
+
+    choice = figure1_choice(ctx)
+    if choice is None:
         return []
-    seg_root = ctx.work_dir / "segment" / cohort
-    cases = examples.segment_cases(ctx.work_dir, cohort)
-    volumes = examples.neh_volumes(
-        cases,
-        ctx.inputs.table("intensity_cases"),
-        ctx.inputs.table("rcbv_cases"),
-        ctx.models,
-        seg_root,
-    )
+    cohort, seg_root, chosen = choice
     out = []
-    for case, why in examples.pick_examples(volumes, ctx.n_examples):
+    for case, why in chosen:
         viewer_case = segment_case(
             seg_root / case,
             models=ctx.models,
