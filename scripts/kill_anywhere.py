@@ -15,11 +15,19 @@ Three commands are tried, each on a small synthetic cohort (sizes printed):
   (``latest.safetensors``) must be identical: every tensor bit for bit, and the same
   metadata (CPU: deterministic).
 
+With ``--demo-kills N`` the study is the one ``nehmap demo`` runs (its cohort and the
+shipped weights), and the kills are spread over its stages: kill k is aimed at
+segmentation, measurement, registration or report in turn, at a moment drawn uniformly
+inside that stage's window of an uninterrupted run (read from the stage timings the
+study prints).
+
 After every rerun no temporary file (``.*.tmp-*``) and no lock file may remain. The
 stage a kill landed in is read from the files the killed run had finished.
 
     nice -n 10 python scripts/kill_anywhere.py --study-kills 10 --segment-kills 4 \\
         --train-kills 3
+    nice -n 10 python scripts/kill_anywhere.py --demo-kills 10 --study-kills 0 \\
+        --segment-kills 0 --train-kills 0
 
 Exit status 0 when every trial passed; the figures go to docs/reliability.md.
 """
@@ -43,8 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tiny synthetic training collection
 
 
-def nehmap(*args: str, kill_after: float | None = None) -> tuple[int, float]:
-    """Run ``nehmap ARGS``; with ``kill_after`` SIGKILL it then. (status, seconds)."""
+def nehmap(
+    *args: str, kill_after: float | None = None, stdout: list | None = None
+) -> tuple[int, float]:
+    """Run ``nehmap ARGS``; with ``kill_after`` SIGKILL it then. (status, seconds).
+
+    With ``stdout`` (a list) an uninterrupted run's standard output is appended to it.
+    """
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
@@ -52,12 +65,14 @@ def nehmap(*args: str, kill_after: float | None = None) -> tuple[int, float]:
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "nehmap.cli", *args],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if stdout is not None else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
     )
     if kill_after is None:
-        _, err = proc.communicate()
+        out, err = proc.communicate()
+        if stdout is not None:
+            stdout.append(out.decode(errors="replace"))
         if proc.returncode not in (0, 1):
             sys.stderr.write(err.decode(errors="replace")[-3000:])
         return proc.returncode, time.perf_counter() - start
@@ -206,6 +221,78 @@ def trial_study(base: Path, kills: int, rng: random.Random, args: argparse.Names
             "command": "study",
             "killed": status == -signal.SIGKILL,
             "kill_s": round(delay, 1),
+            "stage": stage,
+            "rerun_status": code2,
+            "identical": study_outputs(out) == reference,
+            "leftovers": leftovers(out),
+        }
+        rows.append(row)
+        print(row, flush=True)
+        shutil.rmtree(out)
+    return rows
+
+
+STAGE_GROUPS = {"segment": "segmentation", "measure": "measurement",
+                "recurrence": "registration", "tables": "report", "report": "report"}  # fmt: skip
+
+
+def stage_windows(stdout: str, wall: float) -> dict[str, tuple[float, float]]:
+    """Seconds after the process started at which each stage group ran, from the
+    stage timings ``nehmap study`` prints; start-up is the wall time the stages leave."""
+    timings = []
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[-1] == "s" and line.startswith("  "):
+            try:
+                timings.append((" ".join(parts[:-2]), float(parts[-2])))
+            except ValueError:
+                continue
+    t = max(wall - sum(sec for _, sec in timings), 0.0)
+    windows: dict[str, tuple[float, float]] = {}
+    for stage, sec in timings:
+        group = STAGE_GROUPS[stage.split()[0]]
+        lo = windows.get(group, (t, t))[0]
+        windows[group] = (lo, t + sec)
+        t += sec
+    return windows
+
+
+def trial_demo(base: Path, kills: int, rng: random.Random, args: argparse.Namespace) -> list[dict]:
+    """Kills of ``nehmap study`` on the ``nehmap demo`` cohort and shipped weights, spread
+    over the stages: kill k goes to stage group k mod 4 (segmentation, measurement,
+    registration, report), at a moment drawn uniformly inside that stage's window of an
+    uninterrupted run."""
+    demo = base / "demo"
+    code, cold = nehmap("demo", "--out", str(demo), "--no-progress")
+    config = demo / "study.toml"
+    out = demo / "study"
+    reference = study_outputs(out)
+    out.rename(demo / "study-ref")
+    printed: list[str] = []
+    _, seconds = nehmap("study", str(config), "--no-progress", stdout=printed)
+    assert study_outputs(out) == reference, "two uninterrupted study runs differ"
+    shutil.rmtree(out)
+    windows = stage_windows(printed[0], seconds)
+    print(
+        f"demo study reference: status {code}, {cold:.0f} s cold (with the cohort), "
+        f"{seconds:.0f} s warm, {len(reference)} files compared; stage windows (s): "
+        + ", ".join(f"{g} {lo:.0f}-{hi:.0f}" for g, (lo, hi) in windows.items()),
+        flush=True,
+    )
+    groups = [g for g in ("segmentation", "measurement", "registration", "report") if g in windows]
+    rows = []
+    for k in range(kills):
+        aimed = groups[k % len(groups)]
+        lo, hi = windows[aimed]
+        delay = rng.uniform(lo, hi)
+        status, _ = nehmap("study", str(config), "--no-progress", kill_after=delay)
+        stage = study_stage(out)
+        code2, _ = nehmap("study", str(config), "--no-progress")
+        row = {
+            "command": "study (demo)",
+            "killed": status == -signal.SIGKILL,
+            "kill_s": round(delay, 1),
+            "aimed": aimed,
             "stage": stage,
             "rerun_status": code2,
             "identical": study_outputs(out) == reference,
@@ -371,6 +458,12 @@ device = "cpu"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--study-kills", type=int, default=10)
+    parser.add_argument(
+        "--demo-kills",
+        type=int,
+        default=0,
+        help="kills of the study on the nehmap demo cohort, spread over its stages",
+    )
     parser.add_argument("--segment-kills", type=int, default=4)
     parser.add_argument("--train-kills", type=int, default=3)
     parser.add_argument("--cases", type=int, default=4, help="perfusion cohort cases")
@@ -390,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += trial_train(base, args.train_kills, rng, args)
         if args.study_kills:
             rows += trial_study(base, args.study_kills, rng, args)
+        if args.demo_kills:
+            rows += trial_demo(base, args.demo_kills, rng, args)
 
     def passed(row: dict) -> bool:
         return row["identical"] and not row["leftovers"] and row["rerun_status"] in (0, 1)
@@ -402,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         f"kills: {n_kills} SIGKILLs in {len(killed)} trials; {sum(passed(r) for r in killed)} "
         "of those trials identical with no leftovers (the others finished before the kill)"
     )
-    for command in ("study", "segment", "train --resume"):
+    for command in ("study", "study (demo)", "segment", "train --resume"):
         sel = [r for r in rows if r["command"] == command]
         if sel:
             stages = sorted({str(r["stage"]) for r in sel if r["killed"]})

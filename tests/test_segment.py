@@ -234,3 +234,29 @@ def test_segment_command_fusion_staple_is_recorded(checkpoints, collection, tmp,
     assert "fusion differ" in capsys.readouterr().err
     assert main([*args, "--fusion", "staple", "--weights", "1,2", "--overwrite"]) == 2
     assert "--weights apply to --fusion mean only" in capsys.readouterr().err
+
+
+def test_segment_html_writes_each_cases_viewer_of_its_own_maps(checkpoints, collection, tmp):
+    import base64
+    import gzip
+    import re
+
+    out = tmp / "out"
+    model = str(checkpoints / "tiny-paunet")
+    assert main(["segment", str(collection), "-o", str(out), "--models", model, "--html"]) == 0
+    cid = "BraTS2021_00007"
+    page = out / cid / f"{cid}_viewer.html"
+    text = page.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="nehmap-viewer-data">(.*?)</script>', text).group(1))
+    layers = {layer["name"]: layer for layer in data[0]["layers"]}
+    assert {"T1c", "FLAIR", "tiny-paunet labels", "fused NEH probability"} <= set(layers)
+    # the labels shown are the segment output's, voxel for voxel (counted per label)
+    raw = gzip.decompress(base64.b64decode(layers["tiny-paunet labels"]["data"]))
+    shown = np.asarray(nib.Nifti1Image.from_bytes(raw).dataobj)
+    written = np.asarray(nib.load(out / cid / f"{cid}_seg-tiny-paunet.nii.gz").dataobj)
+    assert len(np.unique(written)) > 1  # the untrained model does label something
+    for label in range(1, 5):
+        assert (shown == label).sum() == (written == label).sum()
+    # the folder is still a complete segment output: a rerun skips the case
+    assert main(["segment", str(collection), "-o", str(out), "--models", model, "--html"]) == 0
+    assert page.read_text(encoding="utf-8") == text

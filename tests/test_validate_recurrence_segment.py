@@ -116,14 +116,15 @@ def test_segment_output_needs_no_model_options(rhuh, segment_like):
     assert len(reasons) == 2 and reasons.str.contains("no NEH").all()
 
 
-def test_fused_cannot_give_the_recurrence_et(rhuh, segment_like):
+def test_fused_cannot_give_the_recurrence_et(rhuh, segment_like, capsys):
     from nehmap.commands import validate_recurrence
 
     out = rhuh["root"] / "out-bad"
     args = _args(rhuh, segment_like, out, "--recurrence-model", "fused")
-    assert validate_recurrence.run(args) == 1
-    reasons = pd.read_csv(out / "excluded.csv")["reason"]
-    assert reasons.str.contains("holds no enhancing tumour").all()
+    # refused before any work: exit 2 ("nothing could start"), no output folder
+    assert validate_recurrence.run(args) == 2
+    assert "--recurrence-model fused" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.slow

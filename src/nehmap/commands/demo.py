@@ -114,11 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from nehmap.commands.study import print_result
+
     print(f"Study configuration: {config_path}")
-    print(f"Tables: {result.output / 'tables'}")
-    for stage, seconds in result.timings.items():
-        print(f"  {stage:<22} {seconds:7.1f} s")
-    if len(result.errors):
-        print(f"{len(result.errors)} case(s) failed; see {result.output / 'tables' / 'errors.csv'}")
-    print(f"Report: {result.report}")
-    return 0
+    return print_result(result)

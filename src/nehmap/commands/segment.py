@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write each model's class probabilities",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write each case's interactive 3D viewer, OUT/CASE/CASE_viewer.html "
+        "(one offline file, as 'nehmap view' writes it)",
+    )
     options.add_progress(parser)
 
 
@@ -178,7 +184,30 @@ def _run_locked(args, out, collection, models, external, weights) -> int:  # noq
             failures.append((files.case_id, str(exc)))
             tqdm.write(f"failed: {files.case_id}: {exc}", file=sys.stderr)
     done = len(todo) - len(failures)
+    if args.html:
+        failed = {c for c, _ in failures}
+        failures += _write_viewers(out, collection, failed, {c.case_id for c in todo})
     print(f"{done} case(s) segmented into {out}, {skipped} skipped, {len(failures)} failed")
     for case_id, message in failures:
         print(f"  FAILED {case_id}: {message}")
     return 1 if failures else 0
+
+
+def _write_viewers(out, collection, failed, redone) -> list[tuple[str, str]]:  # noqa: ANN001
+    """``--html``: the viewer of every case segmented by this run (``redone``, minus the
+    ``failed``) and of earlier cases that lack one; returns the cases whose viewer could
+    not be written, with the reason."""
+    from nehmap.commands.view import write_case_viewer
+    from nehmap.errors import NehmapInputError
+
+    problems = []
+    for files in collection:
+        folder = out / files.case_id
+        page = folder / f"{files.case_id}_viewer.html"
+        if files.case_id in failed or (page.exists() and files.case_id not in redone):
+            continue
+        try:
+            write_case_viewer(folder, page, overwrite=True)
+        except (NehmapInputError, ValueError, OSError) as exc:
+            problems.append((files.case_id, f"viewer: {exc}"))
+    return problems

@@ -72,11 +72,14 @@ def run(args: argparse.Namespace) -> int:
     except (NehmapInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return _print_result(result)
+    return print_result(result)
 
 
-def _print_result(result) -> int:  # noqa: ANN001 - StudyResult
+def print_result(result) -> int:  # noqa: ANN001 - StudyResult
+    """Print where the tables and report are, stage timings and failures; the exit code."""
     print(f"Tables: {result.output / 'tables'}")
+    for stage, seconds in result.timings.items():
+        print(f"  {stage:<22} {seconds:7.1f} s")
     if len(result.excluded):
         print(f"{len(result.excluded)} case(s) excluded (see tables/excluded.csv)")
     if len(result.errors):

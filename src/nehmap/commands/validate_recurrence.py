@@ -153,7 +153,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis; 0 on success, 1 when no patient could be analysed, 2 on bad input."""
+    """Run the analysis; 0 on success, 1 when no patient could be analysed (the tables
+    say why), 2 on bad input or options (nothing written)."""
     from nehmap.commands import options
     from nehmap.errors import NehmapInputError, OutputError
     from nehmap.validate.cohort import read_id_list
@@ -175,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
     wrong = [m for m in chance if m not in CHANCE_MODELS]
     if wrong or not chance:
         problems.append(f"--chance: unknown {wrong or 'empty'}; use {', '.join(CHANCE_MODELS)}")
+    if (args.recurrence_model or "").strip().lower() == "fused":
+        problems.append(
+            "--recurrence-model fused: the fused map holds NEH only, not the recurrence's "
+            "enhancing tumour; name a network (e.g. unetrpp) or leave the option out"
+        )
     for option, folder in (
         ("--preop-seg", args.preop_seg),
         ("--recurrence-seg", args.recurrence_seg),

@@ -48,32 +48,61 @@ def _parse_images(specs: list[str]) -> dict[str, str]:
     return images
 
 
+def write_case_viewer(folder, out=None, *, images=None, threshold=None, overwrite=False):  # noqa: ANN001, ANN201
+    """Write the standalone viewer of the segmented case in ``folder``.
+
+    Args:
+        folder: a case folder written by ``nehmap segment`` (``OUT/CASE``).
+        out: the HTML file (default ``folder/CASE_viewer.html``).
+        images: modality -> image path, replacing the paths the segment record names.
+        threshold: NEH threshold the viewer opens with (default: the segment run's).
+        overwrite: replace an existing HTML file.
+
+    Returns:
+        (path written, the viewer case, size in bytes).
+
+    Raises:
+        NehmapInputError: the folder holds no segment output (names what is missing).
+        FileExistsError: ``out`` exists and ``overwrite`` is false.
+    """
+    from pathlib import Path
+
+    from nehmap.io import write_text_atomic
+    from nehmap.report.viewer_cases import segment_case
+    from nehmap.report.viewer_page import standalone_page
+
+    folder = Path(folder)
+    case = segment_case(folder, images=images or {}, threshold=threshold, strict=True)
+    out = Path(out) if out else folder / f"{case.case_id}_viewer.html"
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; use --overwrite to replace it, or -o.")
+    case.title = f"nehmap segment output in {folder}"
+    text = standalone_page([case], f"{case.case_id}: nehmap viewer")
+    write_text_atomic(out, text)
+    return out, case, len(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nehmap.commands.options import EXIT_NOTHING_STARTED, EXIT_OK
     from nehmap.errors import NehmapInputError
-    from nehmap.io import write_text_atomic
-    from nehmap.report.viewer_cases import segment_case
-    from nehmap.report.viewer_page import standalone_page
 
-    folder = Path(args.case_dir)
     try:
         images = {k: Path(v) for k, v in _parse_images(args.images).items()}
-        case = segment_case(folder, images=images, threshold=args.threshold, strict=True)
-    except (NehmapInputError, ValueError) as exc:
+        out, case, size = write_case_viewer(
+            args.case_dir,
+            args.out,
+            images=images,
+            threshold=args.threshold,
+            overwrite=args.overwrite,
+        )
+    except (NehmapInputError, ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOTHING_STARTED
-    out = Path(args.out) if args.out else folder / f"{case.case_id}_viewer.html"
-    if out.exists() and not args.overwrite:
-        print(f"error: {out} exists; use --overwrite to replace it, or -o.", file=sys.stderr)
-        return EXIT_NOTHING_STARTED
-    case.title = f"nehmap segment output in {folder}"
-    text = standalone_page([case], f"{case.case_id}: nehmap viewer")
-    write_text_atomic(out, text)
     if not args.quiet:
         for note in case.notes:
             print(f"note: {note}", file=sys.stderr)
         names = ", ".join(layer.name for layer in case.layers)
-        print(f"viewer of {case.case_id} ({names}) written to {out} ({len(text) / 2**20:.1f} MB)")
+        print(f"viewer of {case.case_id} ({names}) written to {out} ({size / 2**20:.1f} MB)")
     return EXIT_OK
