@@ -83,7 +83,7 @@ table.data td.nw { white-space: nowrap; }
 table.data td.long { min-width: 14em; max-width: 30em; }
 table.data.wide { font-size: 12px; }
 table.data.wide th, table.data.wide td { padding: 2px 5px; }
-table.data.wide td.nw { white-space: normal; overflow-wrap: anywhere; }
+table.data.wide td.nw { white-space: normal; overflow-wrap: break-word; }
 table.data tbody tr:nth-child(even) td { background: #fafbfc; }
 .scroll { overflow-x: auto; max-width: 100%; }
 figure { margin: 14px 0 20px; }
