@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from nehmap.cli import main
+from nehmap.io import CaseFiles
 from nehmap.study import StudyConfig, run_study
 from nehmap.synth import write_cohort
 
@@ -257,3 +258,23 @@ def test_new_weights_under_the_same_name_make_the_cache_stale(cohort, study_mode
     assert config.section_hash("agreement") == StudyConfig.from_file(
         tmp / "study.toml"
     ).section_hash("agreement")
+
+
+def test_segment_fusion_reaches_the_segment_step(tmp, capsys):
+    from nehmap.study.pipeline import plan_segment_tasks
+
+    text = '[study]\nname = "x"\n[cohorts.perfusion]\npath = "a"\n[segment]\nfusion = "{}"\n'
+    (tmp / "staple.toml").write_text(text.format("staple"))
+    config = StudyConfig.from_file(tmp / "staple.toml")
+    files = CaseFiles("C1", "C1", None, "nnunet", {"t1": tmp / "t1.nii.gz"})
+    (task,) = plan_segment_tasks(config, "perfusion", [files], tmp / "seg")
+    assert task.fusion == "staple"
+    # another fusion is a different segmentation: the cache key changes with it
+    (tmp / "mean.toml").write_text(text.format("mean"))
+    assert StudyConfig.from_file(tmp / "mean.toml").section_hash("segment") != config.section_hash(
+        "segment"
+    )
+    (tmp / "max.toml").write_text(text.format("max"))
+    assert main(["study", str(tmp / "max.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "max.toml" in err and "[segment] fusion = 'max'" in err and "staple" in err

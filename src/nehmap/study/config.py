@@ -48,6 +48,7 @@ tta = false                      # test-time mirroring
 sigma_mm = 1.5                   # fusion: Gaussian sigma (mm)
 threshold = 0.5                  # fusion: NEH threshold
 low = 0.2                        # fusion: lower bound of the low-probability level
+fusion = "mean"                  # or "staple" (nehmap segment --fusion)
 
 [agreement]                      # model agreement, as the paper's Tables 1 and 2
 pred = "paunet"
@@ -114,6 +115,7 @@ class SegmentConfig:
     sigma_mm: float = 1.5
     threshold: float = 0.5
     low: float = 0.2
+    fusion: str = "mean"
 
 
 @dataclass
@@ -220,6 +222,12 @@ class StudyConfig:
             spec = data.get(key, {}) or {}
             _check_keys(key, spec, {f.name for f in fields(kind)}, path)
             sections[key] = kind(**spec)
+        if sections["segment"].fusion not in ("mean", "staple"):
+            raise NehmapInputError(
+                path,
+                f"[segment] fusion = {sections['segment'].fusion!r} is not a fusion.",
+                'Use "mean" (the paper\'s consensus) or "staple".',
+            )
         chance = sections["recurrence"].chance
         known = ("matched", "brain", "spin")
         if isinstance(chance, str) or not chance or any(m not in known for m in chance):

@@ -118,6 +118,7 @@ def plan_segment_tasks(
             s.threshold,
             s.low,
             params,
+            s.fusion,
         )
         for c in cases
     ]

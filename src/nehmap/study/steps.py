@@ -55,6 +55,7 @@ class SegmentTask:
     threshold: float
     low: float
     params_hash: str
+    fusion: str = "mean"
 
 
 def _models(names: tuple[str, ...], device: str) -> list:
@@ -82,6 +83,7 @@ def segment_step(task: SegmentTask) -> TaskResult:
         sigma_mm=task.sigma_mm,
         threshold=task.threshold,
         low=task.low,
+        fusion=task.fusion,
     )
     write_segmentation(result, case, task.out_dir)
     write_marker(marker, task.params_hash)
