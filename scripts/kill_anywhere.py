@@ -263,7 +263,13 @@ def trial_demo(base: Path, kills: int, rng: random.Random, args: argparse.Namesp
     registration, report), at a moment drawn uniformly inside that stage's window of an
     uninterrupted run."""
     demo = base / "demo"
-    code, cold = nehmap("demo", "--out", str(demo), "--no-progress")
+    sizes = [
+        "--perfusion-cases",
+        str(args.demo_perfusion),
+        "--recurrence-cases",
+        str(args.demo_recurrence),
+    ]
+    code, cold = nehmap("demo", "--out", str(demo), "--no-progress", *sizes)
     config = demo / "study.toml"
     out = demo / "study"
     reference = study_outputs(out)
@@ -464,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="kills of the study on the nehmap demo cohort, spread over its stages",
     )
+    parser.add_argument("--demo-perfusion", type=int, default=12, help="demo perfusion cases (12)")
+    parser.add_argument("--demo-recurrence", type=int, default=8, help="demo recurrence pairs (8)")
     parser.add_argument("--segment-kills", type=int, default=4)
     parser.add_argument("--train-kills", type=int, default=3)
     parser.add_argument("--cases", type=int, default=4, help="perfusion cohort cases")
