@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from nehmap.errors import CaseError, NehmapInputError
+from nehmap.io.collection import CaseFiles, Collection
 from nehmap.io.image import Grid, Image, read_grid, read_image
-from nehmap.io.layouts import CaseFiles, Collection
 from nehmap.io.modalities import LABEL, MODALITIES
 from nehmap.labels import get_scheme, to_nehmap, unexpected_values
 

@@ -27,101 +27,28 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nehmap.errors import NehmapInputError
+from nehmap.io.collection import TIMEPOINTS, CaseFiles, Collection
 from nehmap.io.image import image_suffix, strip_image_suffix
+from nehmap.io.manifest import read_manifest
 from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
 from nehmap.labels import LabelScheme, brats_scheme_for_id
 
-TIMEPOINTS = ("preop", "postop", "recurrence", "followup")
-"""Canonical names of time points."""
+__all__ = [
+    "LAYOUTS",
+    "TIMEPOINTS",
+    "CaseFiles",
+    "Collection",
+    "detect_layout",
+    "discover",
+    "nnunet_label_scheme",
+    "read_manifest",
+]
 
 _MAX_DEPTH = 5
-
-
-@dataclass
-class CaseFiles:
-    """The files of one scan (one case at one time point), found on disk.
-
-    Attributes:
-        case_id: unique id of the scan within the collection (file-name prefix).
-        subject: patient id (equal to ``case_id`` for single-time-point collections).
-        timepoint: canonical time point (``preop``, ``postop``, ``recurrence``,
-            ``followup``) or None when the collection does not say.
-        layout: the layout the case was found in.
-        files: ``t1``, ``t1c``, ``t2``, ``flair``, ``seg``, ``rcbv`` -> path (only those found).
-        label_scheme: scheme of the label file (name or :class:`LabelScheme`).
-        extras: other files of the case (``adc``, ``seg_automated``, ...).
-        notes: remarks about how files were matched (fallbacks, duplicates).
-        problems: reasons the case cannot be used as it is (besides missing files).
-    """
-
-    case_id: str
-    subject: str
-    timepoint: str | None
-    layout: str
-    files: dict[str, Path] = field(default_factory=dict)
-    label_scheme: str | LabelScheme | None = None
-    extras: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def missing(self, required: tuple[str, ...] = MODALITIES) -> list[str]:
-        """Required keys with no file."""
-        return [key for key in required if key not in self.files]
-
-    @property
-    def complete(self) -> bool:
-        """True when all four modalities are present and nothing else is wrong."""
-        return not self.missing() and not self.problems
-
-    @property
-    def paths(self) -> list[Path]:
-        """Every input file of the case (never to be overwritten)."""
-        return [*self.files.values(), *self.extras.values()]
-
-
-@dataclass
-class Collection:
-    """The cases found under a folder (or in a manifest).
-
-    Attributes:
-        root: the folder or manifest file.
-        layout: detected or given layout name.
-        cases: cases sorted by id.
-        unmatched: image files under ``root`` that no case could claim.
-    """
-
-    root: Path
-    layout: str
-    cases: list[CaseFiles]
-    unmatched: list[Path] = field(default_factory=list)
-
-    def __iter__(self) -> Iterator[CaseFiles]:
-        return iter(self.cases)
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    def __getitem__(self, case_id: str) -> CaseFiles:
-        for case in self.cases:
-            if case.case_id == case_id:
-                return case
-        raise KeyError(f"No case {case_id!r} in {self.root}.")
-
-    @property
-    def ids(self) -> list[str]:
-        return [c.case_id for c in self.cases]
-
-    def by_subject(self) -> dict[str, dict[str | None, CaseFiles]]:
-        """Cases grouped by subject, then by time point (for longitudinal analyses)."""
-        out: dict[str, dict[str | None, CaseFiles]] = defaultdict(dict)
-        for case in self.cases:
-            out[case.subject][case.timepoint] = case
-        return dict(out)
 
 
 # --------------------------------------------------------------------------- token layouts
@@ -429,119 +356,6 @@ def _parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
                 else:
                     case.files[LABEL] = label
     return [cases[k] for k in sorted(cases)], unmatched
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _canonical_timepoint(raw: str) -> str | None:
-    key = raw.strip().lower().replace("-", "").replace("_", "")
-    if not key:
-        return None
-    if key in ("0", "pre", "preop", "preoperative", "baseline", "11"):
-        return "preop"
-    if key in ("1", "post", "postop", "postoperative", "earlypostop"):
-        return "postop"
-    if key in ("2", "rec", "recurrence", "progression"):
-        return "recurrence"
-    if key in ("21", "followup", "fu"):
-        return "followup"
-    return raw.strip()
-
-
-def _manifest_separator(path: Path) -> str:
-    """``,`` unless the header line uses ``;`` (spreadsheets in many locales) or tabs."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            header = handle.readline()
-    except OSError:
-        return ","
-    if "," not in header:
-        if "\t" in header:
-            return "\t"
-        if ";" in header:
-            return ";"
-    return ","
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` (links resolved) lies inside ``folder``."""
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except (ValueError, OSError, RuntimeError):
-        return False
-    return True
-
-
-def read_manifest(path: str | Path) -> Collection:
-    """Read a manifest CSV (columns ``case, timepoint, modality, path``).
-
-    Paths may be relative to the manifest's folder (a relative path leading outside
-    that folder, e.g. ``../x.nii.gz``, makes its case unusable; absolute paths are taken
-    as given). The separator may be ``,``, ``;`` or a tab, and a UTF-8 byte-order mark
-    is ignored. ``modality`` is one of t1, t1c, t2,
-    flair, rcbv, seg (aliases such as T1Gd, t1ce, FLAIR, label accepted). An optional
-    ``label_scheme`` column names the scheme of the label files (default ``nehmap``).
-    A scan is identified by ``case`` plus ``timepoint`` (``<case>_<timepoint>`` when a
-    time point is given).
-    """
-    import pandas as pd
-
-    p = Path(path)
-    try:
-        table = pd.read_csv(
-            p, dtype=str, keep_default_na=False, sep=_manifest_separator(p), encoding="utf-8-sig"
-        )
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise NehmapInputError(
-            p,
-            f"cannot be read as a CSV manifest ({exc}).",
-            "Give a CSV with columns case, timepoint, modality, path.",
-        ) from exc
-    table.columns = [c.strip().lower() for c in table.columns]
-    needed = {"case", "modality", "path"}
-    if not needed <= set(table.columns):
-        raise NehmapInputError(
-            p,
-            f"is missing the column(s) {sorted(needed - set(table.columns))}.",
-            "A manifest needs the columns case, timepoint (may be empty), modality, path.",
-        )
-    cases: dict[str, CaseFiles] = {}
-    for row_number, row in enumerate(table.to_dict("records"), start=2):
-        case_name = row["case"].strip()
-        raw_tp = row.get("timepoint", "").strip()
-        key = normalise_modality(row["modality"])
-        if not case_name or key is None:
-            raise NehmapInputError(
-                p,
-                f"row {row_number}: unknown modality {row['modality']!r} or empty case.",
-                "Use one of t1, t1c, t2, flair, rcbv, seg.",
-            )
-        case_id = f"{case_name}_{raw_tp}" if raw_tp else case_name
-        scheme = row.get("label_scheme", "").strip() or "nehmap"
-        case = cases.setdefault(
-            case_id,
-            CaseFiles(
-                case_id, case_name, _canonical_timepoint(raw_tp), "manifest", label_scheme=scheme
-            ),
-        )
-        file_path = Path(row["path"].strip())
-        if not file_path.is_absolute():
-            file_path = p.parent / file_path
-            if not _inside(file_path, p.parent):
-                case.problems.append(
-                    f"row {row_number}: the relative path {row['path'].strip()!r} points "
-                    f"outside the manifest's folder {p.parent} (give an absolute path if "
-                    "that is really meant)"
-                )
-                continue
-        if key in case.files:
-            case.problems.append(f"{key} is listed twice in the manifest (rows up to {row_number})")
-        if not file_path.is_file():
-            case.problems.append(f"{key} file {file_path} listed in the manifest does not exist")
-            continue
-        case.files[key] = file_path
-    return Collection(p, "manifest", [cases[k] for k in sorted(cases)])
 
 
 # --------------------------------------------------------------------------- discovery
