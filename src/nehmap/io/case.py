@@ -28,7 +28,7 @@ import numpy as np
 
 from nehmap.errors import CaseError, NehmapInputError
 from nehmap.io.collection import CaseFiles, Collection
-from nehmap.io.image import Grid, Image, read_grid, read_image
+from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid, Image, read_grid, read_image
 from nehmap.io.modalities import LABEL, MODALITIES
 from nehmap.labels import get_scheme, to_nehmap, unexpected_values
 
@@ -37,9 +37,6 @@ MAX_CASE_ID_BYTES = 180
 
 MIN_BRAIN_VOXELS = 64
 """Fewest voxels the brain (non-zero in any modality) may hold: less is no brain."""
-
-DEFAULT_GRID_TOLERANCE_MM = 1e-3
-"""Largest allowed distance (mm) between the corners of two modalities' grids."""
 
 
 @dataclass

@@ -36,6 +36,9 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 IMAGE_SUFFIXES = NIFTI_SUFFIXES + SITK_SUFFIXES
 
+DEFAULT_GRID_TOLERANCE_MM = 1e-3
+"""Largest allowed distance (mm) between the corners of two images' grids."""
+
 _RAS = ornt.axcodes2ornt(("R", "A", "S"))
 # LPS (ITK world) <-> RAS (NIfTI world)
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

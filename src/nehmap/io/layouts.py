@@ -23,7 +23,6 @@ the voxels. A file that a layout cannot place is reported, never silently used.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import defaultdict
@@ -34,8 +33,10 @@ from nehmap.errors import NehmapInputError
 from nehmap.io.collection import TIMEPOINTS, CaseFiles, Collection
 from nehmap.io.image import image_suffix, strip_image_suffix
 from nehmap.io.manifest import read_manifest
-from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
-from nehmap.labels import LabelScheme, brats_scheme_for_id
+from nehmap.io.modalities import LABEL, MODALITIES
+from nehmap.io.nnunet_json import nnunet_label_scheme
+from nehmap.io.nnunet_read import nnunet_root, parse_nnunet
+from nehmap.labels import brats_scheme_for_id
 
 __all__ = [
     "LAYOUTS",
@@ -240,124 +241,6 @@ def _parse_token_layout(
     return cases, unmatched
 
 
-# --------------------------------------------------------------------------- nnU-Net
-
-
-def _nnunet_root(root: Path) -> Path | None:
-    if (root / "dataset.json").is_file() or (root / "imagesTr").is_dir():
-        return root
-    return None
-
-
-def nnunet_label_scheme(labels: dict, source: Path) -> LabelScheme:
-    """A :class:`LabelScheme` from a ``dataset.json`` ``labels`` entry.
-
-    Plain labels are mapped by name (necrosis / non-enhancing core -> NC, edema -> ED,
-    NEH / hypercellular -> NEH, enhancing -> ET). Region-based BraTS datasets
-    (``"whole tumor": [1, 2, 3]`` ...) use nnU-Net's BraTS conversion: 1 ED, 2 NC, 3 ET.
-    """
-    from types import MappingProxyType
-
-    from nehmap.labels import ED, ET, NC, NEH, get_scheme
-
-    if any(isinstance(v, list | tuple) for v in labels.values()):
-        return get_scheme("nnunet-brats")
-    to_ours: dict[int, int] = {}
-    for name, value in labels.items():
-        key = "".join(ch for ch in str(name).lower() if ch.isalnum())
-        if key in ("background", "bg"):
-            ours = 0
-        elif "neh" in key or "hypercell" in key:
-            ours = NEH
-        elif "nonenhanc" in key or "necro" in key or key in ("ncr", "netc", "nc", "core"):
-            ours = NC
-        elif "edema" in key or "oedema" in key or key in ("ed", "snfh"):
-            ours = ED
-        elif "enhanc" in key or key == "et":
-            ours = ET
-        else:
-            raise NehmapInputError(
-                source,
-                f"label {name!r} in dataset.json has no nehmap equivalent.",
-                "Name the labels background, necrosis, edema, NEH and enhancing tumour, or "
-                "convert the dataset first.",
-            )
-        to_ours[int(value)] = ours
-    from_ours = {ours: native for native, ours in sorted(to_ours.items(), reverse=True)}
-    core = next((n for n, o in to_ours.items() if o == NC), 0)
-    for ours in (0, NC, ED, NEH, ET):
-        from_ours.setdefault(ours, core if ours == NEH else 0)
-    return LabelScheme(
-        name=f"nnunet:{source.parent.name}",
-        description=f"labels declared in {source}",
-        to_nehmap=MappingProxyType(to_ours),
-        from_nehmap=MappingProxyType(from_ours),
-    )
-
-
-def _parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
-    meta_path = root / "dataset.json"
-    if not meta_path.is_file():
-        raise NehmapInputError(
-            root,
-            "looks like an nnU-Net dataset but has no dataset.json.",
-            "Add dataset.json with channel_names and labels.",
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NehmapInputError(meta_path, f"is not valid JSON ({exc}).", "Fix the file.") from exc
-    channels = meta.get("channel_names") or meta.get("modality")
-    if not isinstance(channels, dict):
-        raise NehmapInputError(
-            meta_path,
-            "has no channel_names entry.",
-            'Add e.g. "channel_names": {"0": "T1", "1": "T1ce", ...}.',
-        )
-    channel_keys: dict[int, str] = {}
-    for index, name in channels.items():
-        key = normalise_modality(str(name))
-        if key not in MODALITIES:
-            raise NehmapInputError(
-                meta_path,
-                f"channel {index} is named {name!r}, which is not one of T1, T1ce, T2, FLAIR.",
-                "Rename the channel in dataset.json to its MRI sequence.",
-            )
-        channel_keys[int(index)] = key
-    from nehmap.io.nnunet import dataset_label_scheme  # lazy: nehmap.io.nnunet imports us
-
-    scheme = dataset_label_scheme(meta, meta_path)
-    # None: a two-level NEH consensus set; its label files hold levels 0/1/2, not tissue
-    # labels, so they never fill the "seg" slot
-    levels_only = scheme is None
-    ending = meta.get("file_ending", ".nii.gz")
-    cases: dict[str, CaseFiles] = {}
-    unmatched: list[Path] = []
-    channel_re = re.compile(rf"^(?P<id>.+)_(?P<ch>\d{{4}}){re.escape(ending)}$")
-    for split in ("imagesTr", "imagesTs"):
-        folder = root / split
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            m = channel_re.match(path.name)
-            if m is None or int(m.group("ch")) not in channel_keys:
-                if not path.name.startswith("."):
-                    unmatched.append(path)
-                continue
-            case_id = m.group("id")
-            case = cases.setdefault(
-                case_id, CaseFiles(case_id, case_id, None, "nnunet", label_scheme=scheme)
-            )
-            case.files[channel_keys[int(m.group("ch"))]] = path
-            label = root / split.replace("images", "labels") / f"{case_id}{ending}"
-            if label.is_file():
-                if levels_only:
-                    case.extras["neh_levels"] = label
-                else:
-                    case.files[LABEL] = label
-    return [cases[k] for k in sorted(cases)], unmatched
-
-
 # --------------------------------------------------------------------------- discovery
 
 
@@ -398,8 +281,8 @@ def discover(
                 "Give a case folder, a collection folder or a manifest.",
             )
         collection = read_manifest(path)
-    elif layout == "nnunet" or (layout is None and _nnunet_root(path) is not None):
-        cases, unmatched = _parse_nnunet(path)
+    elif layout == "nnunet" or (layout is None and nnunet_root(path) is not None):
+        cases, unmatched = parse_nnunet(path)
         collection = Collection(path, "nnunet", cases, unmatched)
     elif layout == "manifest":
         candidates = sorted(path.glob("*.csv"))

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import shutil
@@ -59,68 +58,79 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from nehmap.errors import CaseError, NehmapInputError, OutputError
 from nehmap.io.atomic import atomic_path, write_text_atomic
-from nehmap.io.case import DEFAULT_GRID_TOLERANCE_MM, check_case_headers
-from nehmap.io.image import Grid, image_suffix, read_image, write_image
-from nehmap.io.layouts import CaseFiles, Collection, discover, nnunet_label_scheme
+from nehmap.io.case import check_case_headers
+from nehmap.io.collection import CaseFiles, Collection
+from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid, image_suffix, read_image, write_image
+from nehmap.io.layouts import discover
 from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
+from nehmap.io.nnunet_json import (
+    CHANNEL_NAMES,
+    CONSENSUS_LABELS,
+    CONSENSUS_SCHEME,
+    DEFAULT_CHANNELS,
+    FILE_ENDING,
+    TISSUE_LABELS,
+    TISSUE_REGIONS,
+    TISSUE_REGIONS_CLASS_ORDER,
+    NnunetDataset,
+    dataset_label_scheme,
+    has_regions,
+    is_consensus_dataset,
+    is_consensus_labels,
+    read_dataset_json,
+    region_label_scheme,
+    tissue_dataset_json,
+    write_dataset_json,
+)
+from nehmap.io.nnunet_read import check_same_grid, read_label_map
 from nehmap.io.writers import LAYOUTS as WRITER_LAYOUTS
-from nehmap.io.writers import NNUNET_LABELS, case_paths, get_layout
-from nehmap.labels import (
-    BACKGROUND,
-    ED,
-    ET,
-    NC,
-    NEH,
-    REGIONS,
-    LabelScheme,
-    from_nehmap,
-    get_scheme,
-    to_nehmap,
-    unexpected_values,
-)
+from nehmap.io.writers import case_paths, get_layout
+from nehmap.labels import NEH, from_nehmap
 
-FILE_ENDING = ".nii.gz"
-"""File ending of the images and labels nehmap writes in nnU-Net datasets."""
-
-DEFAULT_CHANNELS: tuple[str, ...] = MODALITIES
-"""Default channel order: T1 (``_0000``), T1ce (``_0001``), T2 (``_0002``), FLAIR (``_0003``)."""
-
-CHANNEL_NAMES: Mapping[str, str] = MappingProxyType(
-    {"t1": "T1", "t1c": "T1ce", "t2": "T2", "flair": "FLAIR"}
-)
-"""Name written in ``channel_names`` for each modality (nnU-Net z-scores all of them)."""
-
-TISSUE_LABELS: Mapping[str, int] = MappingProxyType(dict(NNUNET_LABELS))
-"""Plain ``labels`` of a dataset in nehmap's convention (name -> label value)."""
-
-TISSUE_REGIONS: Mapping[str, int | tuple[int, ...]] = MappingProxyType(
-    {
-        "background": BACKGROUND,
-        "whole tumor": (NC, ED, NEH, ET),
-        "tumor core": (NC, NEH, ET),
-        "NEH": (NEH,),
-        "enhancing tumor": (ET,),
-    }
-)
-"""Region-based ``labels`` (nnU-Net trains one sigmoid output per region)."""
-
-TISSUE_REGIONS_CLASS_ORDER: tuple[int, ...] = (ED, NC, NEH, ET)
-"""``regions_class_order`` matching :data:`TISSUE_REGIONS`: the label each region paints."""
-
-CONSENSUS_SCHEME = "neh-consensus"
-"""``label_scheme`` of the two-level NEH consensus training set (not nehmap labels)."""
-
-CONSENSUS_LABELS: Mapping[str, int] = MappingProxyType(
-    {"background": 0, "NEH-low": 1, "NEH-high": 2}
-)
-"""``labels`` of the consensus training set: 0 background, 1 low-, 2 high-probability NEH."""
+__all__ = [
+    "FILE_ENDING",
+    "DEFAULT_CHANNELS",
+    "CHANNEL_NAMES",
+    "TISSUE_LABELS",
+    "TISSUE_REGIONS",
+    "TISSUE_REGIONS_CLASS_ORDER",
+    "CONSENSUS_SCHEME",
+    "CONSENSUS_LABELS",
+    "LINK_MODES",
+    "IMPORT_LAYOUTS",
+    "dataset_folder_name",
+    "dataset_root",
+    "parse_channels",
+    "nnunet_case_paths",
+    "tissue_dataset_json",
+    "has_regions",
+    "is_consensus_labels",
+    "is_consensus_dataset",
+    "region_label_scheme",
+    "dataset_label_scheme",
+    "NnunetDataset",
+    "read_dataset_json",
+    "write_dataset_json",
+    "read_label_map",
+    "check_same_grid",
+    "place_file",
+    "prepare_output",
+    "DatasetWriter",
+    "NnunetWriter",
+    "MANIFEST_NAME",
+    "MANIFEST_LABEL_TAG",
+    "ManifestWriter",
+    "LayoutWriter",
+    "TransferReport",
+    "export_nnunet",
+    "import_nnunet",
+]
 
 LINK_MODES: tuple[str, ...] = ("hard", "symlink", "copy")
 """How input images are placed in an output dataset (see :func:`place_file`)."""
@@ -248,346 +258,7 @@ def _check_case_id(case_id: str) -> None:
         raise ValueError(f"Invalid case ID {case_id!r}: it becomes a file name.")
 
 
-# --------------------------------------------------------------------------- dataset.json
-
-
-def tissue_dataset_json(
-    channels: Sequence[str] = DEFAULT_CHANNELS,
-    num_training: int = 0,
-    *,
-    regions: bool = False,
-    name: str = "",
-    description: str = "",
-) -> dict[str, Any]:
-    """``dataset.json`` content of a dataset in nehmap's labels (see the module docstring).
-
-    Parameters
-    ----------
-    channels : sequence of str
-        Modality keys in channel order.
-    num_training : int
-        Number of cases in ``imagesTr`` (each has a label file in ``labelsTr``).
-    regions : bool
-        Write the region-based form (WT, TC, NEH, ET) with ``regions_class_order``.
-    name, description : str
-        Free text.
-    """
-    if regions:
-        labels: dict[str, Any] = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in TISSUE_REGIONS.items()
-        }
-    else:
-        labels = dict(TISSUE_LABELS)
-    meta: dict[str, Any] = {
-        "name": name,
-        "description": description
-        or (
-            "Brain-tumour MRI with nehmap labels: 0 background, 1 necrosis, 2 edema, "
-            "3 non-enhancing hypercellular tumour (NEH), 4 enhancing tumour. Evaluation "
-            "regions: ET = {4}, TC = {1, 3, 4}, WT = {1, 2, 3, 4}."
-        ),
-        "channel_names": {str(i): CHANNEL_NAMES[key] for i, key in enumerate(channels)},
-        "labels": labels,
-    }
-    if regions:
-        meta["regions_class_order"] = list(TISSUE_REGIONS_CLASS_ORDER)
-    meta.update(
-        {
-            "numTraining": int(num_training),
-            "file_ending": FILE_ENDING,
-            "label_scheme": "nehmap",
-            "evaluation_regions": {k: list(v) for k, v in REGIONS.items()},
-        }
-    )
-    return meta
-
-
-def _norm(name: object) -> str:
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
-
-
-def has_regions(labels: Mapping[str, Any]) -> bool:
-    """True when ``labels`` asks nnU-Net for region-based training (a list of 2+ values)."""
-    return any(isinstance(v, list | tuple) and len(v) > 1 for v in labels.values())
-
-
-def is_consensus_labels(labels: Mapping[str, Any]) -> bool:
-    """True for the consensus training set's labels (background, NEH-low, NEH-high)."""
-    return {_norm(k): v for k, v in labels.items()} == {
-        _norm(k): v for k, v in CONSENSUS_LABELS.items()
-    }
-
-
-def is_consensus_dataset(meta: Mapping[str, Any]) -> bool:
-    """True when a ``dataset.json`` describes a two-level NEH consensus training set.
-
-    Recognised by ``"label_scheme": "neh-consensus"`` or by its label names (background
-    0, NEH-low 1, NEH-high 2). Its label files hold probability levels, not tissue labels.
-    """
-    declared = meta.get("label_scheme")
-    return declared == CONSENSUS_SCHEME or is_consensus_labels(meta.get("labels") or {})
-
-
-_REGION_TAGS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("WT", ("wholetumor", "wholetumour", "wt", "wholetumorregion")),
-    ("TC", ("tumorcore", "tumourcore", "tc")),
-    ("ET", ("enhancingtumor", "enhancingtumour", "et", "enhancing")),
-    ("NEH", ("neh",)),
-    ("NC", ("necrosis", "necrotic", "nc", "ncr", "necroticcore")),
-    ("ED", ("edema", "oedema", "ed", "snfh")),
-)
-
-
-def _region_tag(name: str) -> str | None:
-    key = _norm(name)
-    if "neh" in key or "hypercell" in key:
-        return "NEH"
-    for tag, names in _REGION_TAGS:
-        if key in names:
-            return tag
-    return None
-
-
-def region_label_scheme(labels: Mapping[str, Any], source: str | Path) -> LabelScheme:
-    """The meaning of the label values of a region-based ``dataset.json``.
-
-    Each label value is decoded from the regions that contain it: in ET -> enhancing
-    tumour; else in an NEH region -> NEH; else in a necrosis region -> necrosis; else in
-    an edema region -> edema; else in TC -> necrosis (non-enhancing core); else in WT ->
-    edema. This reads nnU-Net's BraTS conversion (WT [1, 2, 3], TC [2, 3], ET [3]: 1
-    edema, 2 necrosis, 3 enhancing) and nehmap's region form alike.
-
-    Raises
-    ------
-    NehmapInputError
-        When a region's name is not one of whole tumor, tumor core, enhancing tumor,
-        NEH, necrosis, edema (or their abbreviations).
-    """
-    path = Path(source)
-    members: dict[int, set[str]] = {}
-    for name, value in labels.items():
-        if _norm(name) in ("background", "ignore"):
-            continue
-        tag = _region_tag(name)
-        if tag is None:
-            raise NehmapInputError(
-                path,
-                f"region {name!r} in dataset.json has no nehmap meaning.",
-                "Name the regions whole tumor, tumor core, enhancing tumor (and NEH), or add "
-                '"label_scheme": "<scheme>" to dataset.json to say what the values mean.',
-            )
-        values = value if isinstance(value, list | tuple) else [value]
-        for v in values:
-            members.setdefault(int(v), set()).add(tag)
-    to_ours: dict[int, int] = {0: BACKGROUND}
-    for value, tags in sorted(members.items()):
-        if value == 0:
-            continue
-        for tag, ours in (("ET", ET), ("NEH", NEH), ("NC", NC), ("ED", ED), ("TC", NC), ("WT", ED)):
-            if tag in tags:
-                to_ours[value] = ours
-                break
-    from_ours = {ours: native for native, ours in sorted(to_ours.items(), reverse=True)}
-    core = from_ours.get(NC, 0)
-    for ours in (BACKGROUND, NC, ED, NEH, ET):
-        from_ours.setdefault(ours, core if ours == NEH else 0)
-    return LabelScheme(
-        name=f"nnunet-regions:{path.parent.name}",
-        description=f"region-based labels declared in {path}",
-        to_nehmap=MappingProxyType(to_ours),
-        from_nehmap=MappingProxyType(from_ours),
-    )
-
-
-def dataset_label_scheme(meta: Mapping[str, Any], source: str | Path) -> LabelScheme | None:
-    """What the label values of an nnU-Net dataset mean, as a nehmap label scheme.
-
-    In order: a consensus training set (:func:`is_consensus_dataset`) -> None (its label
-    files are probability levels, not tissue labels); an explicit ``label_scheme`` naming
-    one of nehmap's schemes; region-based labels (:func:`region_label_scheme`); plain
-    labels by name (:func:`nehmap.io.layouts.nnunet_label_scheme`).
-
-    Parameters
-    ----------
-    meta : mapping
-        The parsed ``dataset.json``.
-    source : path
-        The ``dataset.json`` file (for messages).
-    """
-    if is_consensus_dataset(meta):
-        return None
-    labels = meta.get("labels") or {}
-    declared = meta.get("label_scheme")
-    if isinstance(declared, str) and declared.strip():
-        try:
-            return get_scheme(declared)
-        except ValueError as exc:
-            raise NehmapInputError(
-                source,
-                f"declares label_scheme {declared!r}, which nehmap does not know.",
-                str(exc),
-            ) from None
-    if has_regions(labels):
-        return region_label_scheme(labels, source)
-    return nnunet_label_scheme(dict(labels), Path(source))
-
-
-@dataclass(frozen=True)
-class NnunetDataset:
-    """A parsed ``dataset.json``.
-
-    Attributes
-    ----------
-    root : Path
-        The dataset folder.
-    meta : dict
-        The file's content.
-    scheme : LabelScheme or None
-        Meaning of the label values (None for a consensus training set).
-    """
-
-    root: Path
-    meta: dict
-    scheme: LabelScheme | None
-
-    @property
-    def is_consensus(self) -> bool:
-        """True for a two-level NEH consensus training set."""
-        return self.scheme is None
-
-    @property
-    def has_regions(self) -> bool:
-        return has_regions(self.meta.get("labels") or {})
-
-    @property
-    def file_ending(self) -> str:
-        return str(self.meta.get("file_ending", FILE_ENDING))
-
-
-def read_dataset_json(root: str | Path) -> NnunetDataset:
-    """Read and interpret ``<root>/dataset.json``.
-
-    Raises
-    ------
-    NehmapInputError
-        When the file is missing, not JSON, lacks ``labels``, or its labels have no
-        nehmap meaning.
-    """
-    root = Path(root)
-    path = root / "dataset.json"
-    if not path.is_file():
-        raise NehmapInputError(
-            root,
-            "has no dataset.json, so it is not an nnU-Net v2 raw dataset.",
-            "Give the dataset folder (DatasetXXX_Name, holding dataset.json and imagesTr).",
-        )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NehmapInputError(path, f"is not valid JSON ({exc}).", "Fix the file.") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict):
-        raise NehmapInputError(
-            path,
-            "has no labels entry.",
-            'Add e.g. "labels": {"background": 0, "necrosis": 1, "edema": 2, "NEH": 3, '
-            '"enhancing tumour": 4}.',
-        )
-    return NnunetDataset(root, meta, dataset_label_scheme(meta, path))
-
-
-def write_dataset_json(root: str | Path, meta: Mapping[str, Any]) -> Path:
-    """Write ``<root>/dataset.json`` atomically; returns its path."""
-    return write_text_atomic(Path(root) / "dataset.json", json.dumps(meta, indent=2) + "\n")
-
-
 # --------------------------------------------------------------------------- files
-
-
-def read_label_map(
-    path: str | Path, scheme: str | LabelScheme, *, case_id: str | None = None
-) -> tuple[np.ndarray, Grid]:
-    """Read a label map and convert it to nehmap labels.
-
-    Parameters
-    ----------
-    path : path
-        The label file.
-    scheme : str or LabelScheme
-        Its label scheme.
-    case_id : str, optional
-        The case, for messages.
-
-    Returns
-    -------
-    labels : ndarray of uint8, shape (X, Y, Z)
-        nehmap labels, canonical RAS+.
-    grid : Grid
-        The file's geometry.
-
-    Raises
-    ------
-    CaseError
-        When the file cannot be read, holds non-integer values or values the scheme does
-        not define.
-    """
-    p = Path(path)
-    case = case_id or p.name
-    s = get_scheme(scheme)
-    try:
-        img = read_image(p, dtype=None, kind="label map")
-    except NehmapInputError as exc:
-        raise CaseError(case, exc.path, exc.problem, exc.hint) from exc
-    data = img.array
-    if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
-        raise CaseError(
-            case,
-            p,
-            "label map holds non-integer values.",
-            "Give a label map (integer classes), not a probability map.",
-        )
-    bad = unexpected_values(data, s)
-    if bad:
-        raise CaseError(
-            case,
-            p,
-            f"label map holds values {bad} outside the '{s.name}' label scheme "
-            f"(allowed: {list(s.allowed_values)}).",
-            "Declare the file's label scheme (e.g. --second-scheme brats2021) or fix the file.",
-        )
-    return to_nehmap(data.astype(np.int64), s), img.grid
-
-
-def check_same_grid(
-    case_id: str,
-    grid: Grid,
-    reference: Grid,
-    *,
-    what: str,
-    reference_what: str,
-    tolerance_mm: float = DEFAULT_GRID_TOLERANCE_MM,
-) -> None:
-    """Raise a :class:`CaseError` naming both files when two grids differ.
-
-    Grids agree when their canonical shapes are equal and their volume corners lie at
-    most ``tolerance_mm`` (mm) apart.
-    """
-    if grid.canonical_shape != reference.canonical_shape:
-        raise CaseError(
-            case_id,
-            grid.source,
-            f"{what} has shape {grid.canonical_shape} but {reference_what} "
-            f"({reference.source}) has {reference.canonical_shape} (canonical RAS order).",
-            f"Resample the {what} onto the grid of the {reference_what}.",
-        )
-    distance = grid.canonical_distance_mm(reference)
-    if distance > tolerance_mm:
-        raise CaseError(
-            case_id,
-            grid.source,
-            f"{what} is not on the grid of the {reference_what} ({reference.source}): the "
-            f"volume corners lie up to {distance:.3g} mm apart (tolerance {tolerance_mm:g} mm).",
-            f"Resample the {what} onto the grid of the {reference_what}.",
-        )
 
 
 def _entry(path: Path) -> Path:

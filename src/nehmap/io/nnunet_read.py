@@ -1,0 +1,184 @@
+"""Reading nnU-Net v2 raw datasets: their cases, and label maps in a dataset's scheme.
+
+:func:`parse_nnunet` finds the cases of a dataset folder (the ``nnunet`` layout of
+:func:`nehmap.io.discover`): channels named by ``dataset.json``, label files from
+``labelsTr``/``labelsTs``, their meaning from
+:func:`nehmap.io.nnunet_json.dataset_label_scheme`. :func:`read_label_map` reads one
+label map and converts it to nehmap labels; :func:`check_same_grid` checks that it lies
+on its case's grid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from nehmap.errors import CaseError, NehmapInputError
+from nehmap.io.collection import CaseFiles
+from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid, read_image
+from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
+from nehmap.io.nnunet_json import dataset_label_scheme
+from nehmap.labels import LabelScheme, get_scheme, to_nehmap, unexpected_values
+
+
+def nnunet_root(root: Path) -> Path | None:
+    """``root`` when it looks like an nnU-Net raw dataset (``dataset.json`` or ``imagesTr``)."""
+    if (root / "dataset.json").is_file() or (root / "imagesTr").is_dir():
+        return root
+    return None
+
+
+def parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
+    """The cases of the nnU-Net raw dataset ``root`` and the files no case claims.
+
+    Channels are named by ``dataset.json``; a case's label file (``labelsTr``/``labelsTs``)
+    fills its ``seg`` slot, or its ``neh_levels`` extra for a consensus training set.
+    """
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        raise NehmapInputError(
+            root,
+            "looks like an nnU-Net dataset but has no dataset.json.",
+            "Add dataset.json with channel_names and labels.",
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NehmapInputError(meta_path, f"is not valid JSON ({exc}).", "Fix the file.") from exc
+    channels = meta.get("channel_names") or meta.get("modality")
+    if not isinstance(channels, dict):
+        raise NehmapInputError(
+            meta_path,
+            "has no channel_names entry.",
+            'Add e.g. "channel_names": {"0": "T1", "1": "T1ce", ...}.',
+        )
+    channel_keys: dict[int, str] = {}
+    for index, name in channels.items():
+        key = normalise_modality(str(name))
+        if key not in MODALITIES:
+            raise NehmapInputError(
+                meta_path,
+                f"channel {index} is named {name!r}, which is not one of T1, T1ce, T2, FLAIR.",
+                "Rename the channel in dataset.json to its MRI sequence.",
+            )
+        channel_keys[int(index)] = key
+    scheme = dataset_label_scheme(meta, meta_path)
+    # None: a two-level NEH consensus set; its label files hold levels 0/1/2, not tissue
+    # labels, so they never fill the "seg" slot
+    levels_only = scheme is None
+    ending = meta.get("file_ending", ".nii.gz")
+    cases: dict[str, CaseFiles] = {}
+    unmatched: list[Path] = []
+    channel_re = re.compile(rf"^(?P<id>.+)_(?P<ch>\d{{4}}){re.escape(ending)}$")
+    for split in ("imagesTr", "imagesTs"):
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            m = channel_re.match(path.name)
+            if m is None or int(m.group("ch")) not in channel_keys:
+                if not path.name.startswith("."):
+                    unmatched.append(path)
+                continue
+            case_id = m.group("id")
+            case = cases.setdefault(
+                case_id, CaseFiles(case_id, case_id, None, "nnunet", label_scheme=scheme)
+            )
+            case.files[channel_keys[int(m.group("ch"))]] = path
+            label = root / split.replace("images", "labels") / f"{case_id}{ending}"
+            if label.is_file():
+                if levels_only:
+                    case.extras["neh_levels"] = label
+                else:
+                    case.files[LABEL] = label
+    return [cases[k] for k in sorted(cases)], unmatched
+
+
+def read_label_map(
+    path: str | Path, scheme: str | LabelScheme, *, case_id: str | None = None
+) -> tuple[np.ndarray, Grid]:
+    """Read a label map and convert it to nehmap labels.
+
+    Parameters
+    ----------
+    path : path
+        The label file.
+    scheme : str or LabelScheme
+        Its label scheme.
+    case_id : str, optional
+        The case, for messages.
+
+    Returns
+    -------
+    labels : ndarray of uint8, shape (X, Y, Z)
+        nehmap labels, canonical RAS+.
+    grid : Grid
+        The file's geometry.
+
+    Raises
+    ------
+    CaseError
+        When the file cannot be read, holds non-integer values or values the scheme does
+        not define.
+    """
+    p = Path(path)
+    case = case_id or p.name
+    s = get_scheme(scheme)
+    try:
+        img = read_image(p, dtype=None, kind="label map")
+    except NehmapInputError as exc:
+        raise CaseError(case, exc.path, exc.problem, exc.hint) from exc
+    data = img.array
+    if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
+        raise CaseError(
+            case,
+            p,
+            "label map holds non-integer values.",
+            "Give a label map (integer classes), not a probability map.",
+        )
+    bad = unexpected_values(data, s)
+    if bad:
+        raise CaseError(
+            case,
+            p,
+            f"label map holds values {bad} outside the '{s.name}' label scheme "
+            f"(allowed: {list(s.allowed_values)}).",
+            "Declare the file's label scheme (e.g. --second-scheme brats2021) or fix the file.",
+        )
+    return to_nehmap(data.astype(np.int64), s), img.grid
+
+
+def check_same_grid(
+    case_id: str,
+    grid: Grid,
+    reference: Grid,
+    *,
+    what: str,
+    reference_what: str,
+    tolerance_mm: float = DEFAULT_GRID_TOLERANCE_MM,
+) -> None:
+    """Raise a :class:`CaseError` naming both files when two grids differ.
+
+    Grids agree when their canonical shapes are equal and their volume corners lie at
+    most ``tolerance_mm`` (mm) apart.
+    """
+    if grid.canonical_shape != reference.canonical_shape:
+        raise CaseError(
+            case_id,
+            grid.source,
+            f"{what} has shape {grid.canonical_shape} but {reference_what} "
+            f"({reference.source}) has {reference.canonical_shape} (canonical RAS order).",
+            f"Resample the {what} onto the grid of the {reference_what}.",
+        )
+    distance = grid.canonical_distance_mm(reference)
+    if distance > tolerance_mm:
+        raise CaseError(
+            case_id,
+            grid.source,
+            f"{what} is not on the grid of the {reference_what} ({reference.source}): the "
+            f"volume corners lie up to {distance:.3g} mm apart (tolerance {tolerance_mm:g} mm).",
+            f"Resample the {what} onto the grid of the {reference_what}.",
+        )
