@@ -195,7 +195,7 @@ def case_paths(
     """
     spec = get_layout(layout)
     root = Path(root)
-    _check_case_id(case_id)
+    check_case_id(case_id)
     if spec.name != "rhuh" and timepoint not in (None, 0):
         raise ValueError(
             f"The {spec.name} layout has no time-point folders; encode the time point in "
@@ -221,7 +221,8 @@ def case_paths(
     return paths
 
 
-def _check_case_id(case_id: str) -> None:
+def check_case_id(case_id: str) -> None:
+    """Raise ValueError unless ``case_id`` can be a file name (no separators, not ``.``/``..``)."""
     if not case_id or "/" in case_id or "\\" in case_id or case_id in (".", ".."):
         raise ValueError(f"Invalid case ID {case_id!r}: it becomes a file name.")
 
@@ -353,6 +354,6 @@ def write_truth_labels(
     Keep ``truth_dir`` outside the collection folder, so readers of the collection see
     only the public files.
     """
-    _check_case_id(case_id)
+    check_case_id(case_id)
     path = Path(truth_dir) / f"{case_id}_{tag}.nii.gz"
     return write_image(np.asarray(labels), grid, path, dtype=np.uint8)
