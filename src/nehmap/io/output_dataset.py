@@ -181,7 +181,7 @@ class DatasetWriter:
         images: Mapping[str, Path],
         paths: Mapping[str, Path],
         labels: np.ndarray | None,
-        label_path: Path | None,
+        label_path: Path,
         grid: Grid,
         inputs: Sequence[str | Path],
     ) -> dict[str, Path]:
@@ -194,7 +194,6 @@ class DatasetWriter:
         protected = [Path(p) for p in (*inputs, *images.values())]
         written = self._place_images(images, paths, protected)
         if labels is not None:
-            assert label_path is not None
             written[LABEL] = write_image(
                 np.asarray(labels, dtype=np.uint8),
                 grid,
