@@ -18,7 +18,10 @@ Supported layouts (detected automatically, or named explicitly):
                ``label_scheme``), for anything else.
 
 Discovery only looks at file names; :func:`nehmap.io.case.load_case` reads and checks
-the voxels. A file that a layout cannot place is reported, never silently used.
+the voxels. A file that a layout cannot place is reported, never silently used. This
+module holds the public collections' layouts and :func:`discover`; the ``nnunet`` layout
+is read by :mod:`nehmap.io.nnunet_read`, the ``manifest`` by :mod:`nehmap.io.manifest`,
+into the records of :mod:`nehmap.io.collection` (re-exported here).
 """
 
 from __future__ import annotations
