@@ -22,6 +22,7 @@ import numpy as np
 
 from nehmap.errors import NehmapInputError
 from nehmap.io.image import Grid, read_grid
+from nehmap.labels import LABEL_NAMES
 
 N_LABELS = 5  # nehmap labels 0-4
 _SUM_TOLERANCE = 1e-2
@@ -29,8 +30,6 @@ _SUM_TOLERANCE = 1e-2
 
 def parse_label_order(text: str) -> list[int]:
     """Parse a declared channel order: ``"0,2,1,4"`` or ``"background,ED,NC,ET"``."""
-    from nehmap.labels import LABEL_NAMES
-
     names = {v.lower(): k for k, v in LABEL_NAMES.items()}
     names.update({"bg": 0, "necrosis": 1, "edema": 2, "enhancing": 4})
     out = []

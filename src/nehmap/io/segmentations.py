@@ -20,11 +20,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nehmap.errors import NehmapInputError
-from nehmap.io.image import image_suffix, strip_image_suffix
-from nehmap.labels import LabelScheme
+import numpy as np
 
-CONSENSUS_SCHEME = "neh-consensus"
+from nehmap.errors import NehmapInputError
+from nehmap.io.image import image_suffix, read_image, strip_image_suffix
+from nehmap.io.layouts import discover
+from nehmap.io.nnunet_json import CONSENSUS_SCHEME
+from nehmap.io.writers import TRUTH_LABELS_TAG
+from nehmap.labels import LabelScheme, to_nehmap
+
 _SEGMENT_OUTPUT = re.compile(r"^(?P<case>.+)_seg-(?P<model>.+)$")
 _PLAIN_SUFFIX = re.compile(r"[_-](seg|segm|segmentation|segmentations|labels?)$", re.IGNORECASE)
 
@@ -93,8 +97,6 @@ def find_label_maps(
     if truth:
         return truth
     try:
-        from nehmap.io.layouts import discover
-
         collection = discover(base, label_scheme=scheme)
         refs = {
             c.case_id: LabelMapRef(c.case_id, c.files["seg"], c.label_scheme or "nehmap")
@@ -153,8 +155,6 @@ def _from_segment_output(base: Path, models: list[str], model: str | None) -> di
 def _from_truth_folder(base: Path) -> dict[str, LabelMapRef]:
     """The truth labels of a synthetic cohort (``<ID>_truth-labels.nii.gz``, nehmap labels,
     beside brain masks and recurrence files), by case id; empty for any other folder."""
-    from nehmap.io.writers import TRUTH_LABELS_TAG
-
     suffix = f"_{TRUTH_LABELS_TAG}"
     refs = {}
     for path in sorted(base.glob(f"*{suffix}.nii.gz")):
@@ -193,11 +193,6 @@ def read_label_map(ref: LabelMapRef):  # noqa: ANN201 - returns (labels, Image)
     Returns:
         (uint8 canonical array, :class:`nehmap.io.image.Image` of the file).
     """
-    import numpy as np
-
-    from nehmap.io.image import read_image
-    from nehmap.labels import to_nehmap
-
     img = read_image(ref.path, dtype=None, kind="label map")
     data = img.array
     if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
