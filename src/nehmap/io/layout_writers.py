@@ -11,7 +11,7 @@ import csv
 import io
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from nehmap.errors import CaseError, NehmapInputError
 from nehmap.io.atomic import write_text_atomic
-from nehmap.io.image import Grid, image_suffix
+from nehmap.io.image import image_suffix
 from nehmap.io.layouts import discover
 from nehmap.io.modalities import LABEL, MODALITIES
 from nehmap.io.nnunet_json import FILE_ENDING
@@ -47,24 +47,18 @@ class ManifestWriter(DatasetWriter):
 
     rows: list[dict[str, str]] = field(default_factory=list)
 
-    def add(
-        self,
-        case_id: str,
-        images: Mapping[str, Path],
-        labels: np.ndarray | None,
-        grid: Grid,
-        *,
-        inputs: Sequence[str | Path] = (),
-    ) -> dict[str, Path]:
-        """Write one case (see :meth:`NnunetWriter.add`; labels are nehmap labels)."""
+    def _plan(
+        self, case_id: str, images: Mapping[str, Path], labels: np.ndarray | None
+    ) -> tuple[dict[str, Path], Path, np.ndarray | None]:
         check_case_id(case_id)
         folder = self.root / case_id
         paths = {
             key: folder / f"{case_id}_{key}{image_suffix(Path(images[key])) or FILE_ENDING}"
             for key in images
         }
-        label_path = folder / f"{case_id}_{MANIFEST_LABEL_TAG}{FILE_ENDING}"
-        written = self._write_case(case_id, images, paths, labels, label_path, grid, inputs)
+        return paths, folder / f"{case_id}_{MANIFEST_LABEL_TAG}{FILE_ENDING}", labels
+
+    def _record(self, case_id: str, written: Mapping[str, Path]) -> None:
         for key, path in written.items():
             self.rows.append(
                 {
@@ -75,7 +69,6 @@ class ManifestWriter(DatasetWriter):
                     "label_scheme": "nehmap",
                 }
             )
-        return written
 
     def finish(self) -> Path:
         """Write ``manifest.csv`` (rows sorted by case, then modality); returns its path."""
@@ -169,16 +162,10 @@ class LayoutWriter(DatasetWriter):
                 "Use --layout manifest (any IDs) or rename the cases.",
             )
 
-    def add(
-        self,
-        case_id: str,
-        images: Mapping[str, Path],
-        labels: np.ndarray | None,
-        grid: Grid,
-        *,
-        inputs: Sequence[str | Path] = (),
-    ) -> dict[str, Path]:
-        """Write one case (see :meth:`NnunetWriter.add`; labels are nehmap labels)."""
+    def _plan(
+        self, case_id: str, images: Mapping[str, Path], labels: np.ndarray | None
+    ) -> tuple[dict[str, Path], Path, np.ndarray | None]:
+        """Labels are nehmap labels; they are stored in the layout's scheme."""
         spec = get_layout(self.layout)
         if labels is not None and not self.merge_neh and np.any(labels == NEH):
             raise CaseError(
@@ -190,12 +177,13 @@ class LayoutWriter(DatasetWriter):
                 "the scheme puts non-enhancing tumour (core label; edema in BraTS 2021).",
             )
         paths = self.paths(case_id)
-        native = (
-            None
-            if labels is None
-            else from_nehmap(np.asarray(labels, dtype=np.uint8), spec.label_scheme)
+        if labels is None:
+            return paths, paths[LABEL], None
+        return (
+            paths,
+            paths[LABEL],
+            from_nehmap(np.asarray(labels, dtype=np.uint8), spec.label_scheme),
         )
-        return self._write_case(case_id, images, paths, native, paths[LABEL], grid, inputs)
 
     def finish(self) -> None:
         """Nothing to finish (the layouts have no index file)."""

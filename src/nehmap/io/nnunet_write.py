@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from nehmap.io.image import Grid
 from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
 from nehmap.io.nnunet_json import CHANNEL_NAMES, DEFAULT_CHANNELS, FILE_ENDING, write_dataset_json
 from nehmap.io.output_dataset import DatasetWriter
@@ -148,37 +147,11 @@ class NnunetWriter(DatasetWriter):
             self.root, case_id, self.channels, split="Tr" if labelled else "Ts"
         )
 
-    def add(
-        self,
-        case_id: str,
-        images: Mapping[str, Path],
-        labels: np.ndarray | None,
-        grid: Grid,
-        *,
-        inputs: Sequence[str | Path] = (),
-    ) -> dict[str, Path]:
-        """Write one case.
-
-        Parameters
-        ----------
-        case_id : str
-            The case identifier (file-name prefix).
-        images : mapping
-            Modality key -> input image file (t1, t1c, t2, flair).
-        labels : ndarray of uint8, shape (X, Y, Z), or None
-            Canonical (RAS+) label map, or None for a test case.
-        grid : Grid
-            The geometry the labels are written on (the case's image grid).
-        inputs : paths
-            Files that must never be replaced.
-
-        Returns
-        -------
-        dict
-            Key -> written path.
-        """
+    def _plan(
+        self, case_id: str, images: Mapping[str, Path], labels: np.ndarray | None
+    ) -> tuple[dict[str, Path], Path, np.ndarray | None]:
         paths = self.paths(case_id, labelled=labels is not None)
-        return self._write_case(case_id, images, paths, labels, paths[LABEL], grid, inputs)
+        return paths, paths[LABEL], labels
 
     def stale_cases(self) -> list[str]:
         """Case ids found in ``imagesTr``/``labelsTr`` that this writer did not write.

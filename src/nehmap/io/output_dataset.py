@@ -135,6 +135,10 @@ def prepare_output(
 class DatasetWriter:
     """Base of the writers: where files go, how they were placed, what was written.
 
+    :meth:`add` writes a case the same way for every writer; a writer says where the
+    files go and which label values are stored (``_plan``), and may note what was
+    written (``_record``).
+
     Attributes
     ----------
     root : Path
@@ -175,27 +179,42 @@ class DatasetWriter:
             written[key] = paths[key]
         return written
 
-    def _write_case(
+    def add(
         self,
         case_id: str,
         images: Mapping[str, Path],
-        paths: Mapping[str, Path],
         labels: np.ndarray | None,
-        label_path: Path,
         grid: Grid,
-        inputs: Sequence[str | Path],
+        *,
+        inputs: Sequence[str | Path] = (),
     ) -> dict[str, Path]:
-        """Place a case's four images at ``paths`` and write its label map at ``label_path``.
+        """Write one case.
 
-        ``labels`` (uint8, shape (X, Y, Z), canonical RAS+, already in the values the
-        output stores) is written on ``grid``; None records the case as unlabelled.
-        Neither the images nor ``inputs`` are ever replaced. Returns key -> written path.
+        Parameters
+        ----------
+        case_id : str
+            The case identifier (file-name prefix).
+        images : mapping
+            Modality key -> input image file (t1, t1c, t2, flair).
+        labels : ndarray of uint8, shape (X, Y, Z), or None
+            Canonical (RAS+) label map (nehmap labels, or levels 0/1/2 for a consensus
+            dataset), or None for a case without labels.
+        grid : Grid
+            The geometry the labels are written on (the case's image grid).
+        inputs : paths
+            Files that must never be replaced (the images never are).
+
+        Returns
+        -------
+        dict
+            Key -> written path.
         """
+        paths, label_path, stored = self._plan(case_id, images, labels)
         protected = [Path(p) for p in (*inputs, *images.values())]
         written = self._place_images(images, paths, protected)
-        if labels is not None:
+        if stored is not None:
             written[LABEL] = write_image(
-                np.asarray(labels, dtype=np.uint8),
+                np.asarray(stored, dtype=np.uint8),
                 grid,
                 label_path,
                 dtype=np.uint8,
@@ -204,4 +223,16 @@ class DatasetWriter:
             self.labelled.append(case_id)
         else:
             self.unlabelled.append(case_id)
+        self._record(case_id, written)
         return written
+
+    def _plan(
+        self, case_id: str, images: Mapping[str, Path], labels: np.ndarray | None
+    ) -> tuple[Mapping[str, Path], Path, np.ndarray | None]:
+        """Where a case goes: image key -> path, the label map's path, and the label
+        values stored (``labels`` in the output's values; None when there are none).
+        Raises when the case cannot be written."""
+        raise NotImplementedError
+
+    def _record(self, case_id: str, written: Mapping[str, Path]) -> None:
+        """Note what :meth:`add` wrote for a case (nothing by default)."""
