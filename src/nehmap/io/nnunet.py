@@ -1,5 +1,7 @@
-"""nnU-Net v2 raw datasets: :func:`export_nnunet` writes a collection as one,
-:func:`import_nnunet` writes one back in a nehmap layout or as a manifest.
+"""nnU-Net v2 raw datasets: exporting a collection as one, and importing one back.
+
+:func:`export_nnunet` writes a collection as a dataset; :func:`import_nnunet` writes a
+dataset in a nehmap layout or as a manifest.
 
 A dataset in nnU-Net v2's raw format is one folder (``DatasetXXX_Name``, ``XXX`` a
 three-digit id, inside ``$nnUNet_raw``)::
