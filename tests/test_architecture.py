@@ -47,10 +47,6 @@ ALLOWED_UPWARD_IN_FUNCTIONS: Mapping[tuple[str, str], str] = {
     # `run_study` ends by writing the study's report; the report reads the study's
     # config and tables, so the call goes up, made only when a report is asked for.
     ("nehmap.study.pipeline", "nehmap.report"): "the study's last step writes its report",
-    # the `nehmap synth` command's parser lives beside the generator rather than in
-    # nehmap.commands, and borrows the shared option helpers; moving it to
-    # nehmap/commands/synth.py would remove this edge.
-    ("nehmap.synth.command", "nehmap.commands.options"): "CLI code outside nehmap.commands",
 }
 """Imports of a higher layer made inside functions that are accepted, with their reasons."""
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nehmap.commands.synth import add_arguments, run
 from nehmap.errors import OutputError
 from nehmap.synth import case_seeds, generate_case, truth_folder, write_cohort
-from nehmap.synth.command import add_arguments, run
 
 SPACING = 4.0
 SHAPE = (60, 60, 39)

@@ -11,10 +11,10 @@ import pytest
 from scipy import ndimage as ndi
 
 from nehmap.commands.options import EXIT_NOTHING_STARTED
+from nehmap.commands.synth import add_arguments, run
 from nehmap.labels import ED, ET, NC, NEH
 from nehmap.synth import generate_case, write_cohort
 from nehmap.synth.anatomy import load_anatomy
-from nehmap.synth.command import add_arguments, run
 from nehmap.synth.families import CHOICES, FAMILY_NAMES, check_family, choose_family
 
 SPACING = 2.0

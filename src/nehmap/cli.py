@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "nehmap.commands.evaluate",
     "validate": "nehmap.commands.validate",
     "train": "nehmap.commands.train",
-    "synth": "nehmap.synth.command",
+    "synth": "nehmap.commands.synth",
     "models": "nehmap.models.command",
     "derive-neh": "nehmap.commands.derive_neh",
     "consensus-dataset": "nehmap.commands.consensus_dataset",

@@ -152,16 +152,3 @@ def run(args: argparse.Namespace) -> int:
         f"{result.collection}\nGround truth: {truth_folder(result.collection)}"
     )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m nehmap.synth.command``)."""
-    parser = argparse.ArgumentParser(
-        prog="nehmap synth", description="Write a synthetic cohort in a public collection's layout."
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
