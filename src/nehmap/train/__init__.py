@@ -11,7 +11,9 @@ Typical use::
 
     config = TrainConfig.from_file("train.toml")      # or .yaml
 
-Modules, one job each: :mod:`~nehmap.train.config` (settings), :mod:`~nehmap.train.split`
+Modules, one job each: :mod:`~nehmap.train.config` (settings),
+:mod:`~nehmap.train.augment_config` (augmentation settings),
+:mod:`~nehmap.train.config_file` (TOML/YAML files), :mod:`~nehmap.train.split`
 (seeded case split), :mod:`~nehmap.train.targets` (label maps the networks learn),
 :mod:`~nehmap.train.data` (preprocessing and cache), :mod:`~nehmap.train.sampling`
 (patch placement), :mod:`~nehmap.train.augment` (MONAI augmentation),

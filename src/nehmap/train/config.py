@@ -18,6 +18,10 @@ network arguments in a ``[model_kwargs]`` table::
 Values left out take the defaults below (nnU-Net's defaults where it has one). The
 effective configuration, with the optimizer's defaults filled in, is saved with every
 run (``config.toml`` or ``config.yaml``), and ``--resume`` compares against it.
+
+This module holds :class:`TrainConfig`, its defaults and :func:`differences`; the
+augmentation settings are in :mod:`nehmap.train.augment_config` and reading and writing
+the files in :mod:`nehmap.train.config_file` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -25,13 +29,37 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from nehmap.errors import NehmapInputError
+from nehmap.train.augment_config import DOMAIN_RANDOMISATION_PROBS, RANGES, AugmentConfig
+from nehmap.train.config_file import (
+    ConfigError,
+    dumps_toml,
+    fail,
+    normalise_keys,
+    read_config_file,
+)
+
+__all__ = [
+    "CACHE_MODES",
+    "DEFAULT_LR",
+    "DEFAULT_WEIGHT_DECAY",
+    "DOMAIN_RANDOMISATION_PROBS",
+    "MUTABLE_ON_RESUME",
+    "OPTIMIZERS",
+    "RANGES",
+    "TARGETS",
+    "VAL_MODES",
+    "AugmentConfig",
+    "ConfigError",
+    "TrainConfig",
+    "differences",
+    "dumps_toml",
+    "read_config_file",
+]
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 TARGETS: tuple[str, ...] = ("auto", "tissue", "consensus")
@@ -62,144 +90,6 @@ MUTABLE_ON_RESUME: frozenset[str] = frozenset(
     }
 )
 """Settings a resumed run may change; every other setting must equal the run's."""
-
-
-RANGES: tuple[str, ...] = (
-    "scale_range",
-    "gamma_range",
-    "blur_sigma",
-    "rician_snr",
-    "thick_slice_mm",
-)
-"""Augmentation settings that are ``(low, high)`` ranges."""
-
-DOMAIN_RANDOMISATION_PROBS: tuple[str, ...] = (
-    "label_contrast_prob",
-    "bias_prob",
-    "rician_prob",
-    "thick_slice_prob",
-    "dropout_prob",
-)
-"""Probabilities of the domain-randomisation transforms (:mod:`nehmap.train.randomise`);
-a saved run without them had them off."""
-
-
-class ConfigError(NehmapInputError):
-    """An invalid training setting or configuration file."""
-
-
-@dataclass
-class AugmentConfig:
-    """On-the-fly augmentation: each transform is applied to a patch with its probability.
-
-    Attributes
-    ----------
-    flip_prob : float
-        Probability of mirroring, per spatial axis.
-    rotation_prob : float
-        Probability of a rotation (then about all three axes).
-    rotation_deg : float
-        Largest rotation angle about each axis, degrees (uniform in +-``rotation_deg``).
-    scale_prob : float
-        Probability of an isotropic zoom.
-    scale_range : (float, float)
-        Zoom factor range; > 1 makes structures look larger.
-    intensity_scale_prob, intensity_scale : float
-        Probability and range of multiplying each channel by ``1 + u``,
-        ``u`` uniform in +-``intensity_scale``.
-    intensity_shift_prob, intensity_shift : float
-        Probability and range of adding ``u`` (z-score units) to each channel.
-    gamma_prob : float
-        Probability of a gamma transform (intensity statistics kept).
-    gamma_range : (float, float)
-        Gamma range.
-    noise_prob, noise_std : float
-        Probability of additive Gaussian noise and the largest noise SD (z-score units).
-    blur_prob : float
-        Probability of Gaussian smoothing.
-    blur_sigma : (float, float)
-        Smoothing sigma range, voxels.
-    label_contrast_prob : float
-        Probability of random per-label contrasts (tissue targets only):
-        each label's mean in each channel moves by ``u`` in +-``label_contrast_shift``
-        (z-score units) and its spread by a factor ``1 + v``, ``v`` in
-        +-``label_contrast_scale``; NEH follows edema with a quarter of the shift.
-    label_contrast_shift, label_contrast_scale : float
-        See ``label_contrast_prob``.
-    bias_prob : float
-        Probability of a multiplicative cubic bias field per channel.
-    bias_strength : float
-        Largest ``|log bias|`` over the patch (each channel draws in [0, this]).
-    rician_prob : float
-        Probability of Rician noise.
-    rician_snr : (float, float)
-        Signal-to-noise ratio range (mean signal / noise SD).
-    thick_slice_prob : float
-        Probability of resolution loss: slabs averaged along one random axis and
-        resampled back (thick-slice acquisition).
-    thick_slice_mm : (float, float)
-        Slab thickness range, mm (1 x 1 x 3 to 1 x 1 x 6 mm acquisitions by default).
-    dropout_prob : float
-        Probability of replacing one random modality by zeros (its mean).
-
-    Set every ``*_prob`` of the last five to 0 for the pipeline of nehmap 0.x before
-    domain randomisation (see docs/synthetic-data.md).
-    """
-
-    flip_prob: float = 0.5
-    rotation_prob: float = 0.2
-    rotation_deg: float = 30.0
-    scale_prob: float = 0.2
-    scale_range: tuple[float, float] = (0.7, 1.4)
-    intensity_scale_prob: float = 0.15
-    intensity_scale: float = 0.25
-    intensity_shift_prob: float = 0.15
-    intensity_shift: float = 0.1
-    gamma_prob: float = 0.3
-    gamma_range: tuple[float, float] = (0.7, 1.5)
-    noise_prob: float = 0.1
-    noise_std: float = 0.1
-    blur_prob: float = 0.2
-    blur_sigma: tuple[float, float] = (0.5, 1.0)
-    label_contrast_prob: float = 0.5
-    label_contrast_shift: float = 0.3
-    label_contrast_scale: float = 0.2
-    bias_prob: float = 0.3
-    bias_strength: float = 0.3
-    rician_prob: float = 0.2
-    rician_snr: tuple[float, float] = (8.0, 40.0)
-    thick_slice_prob: float = 0.2
-    thick_slice_mm: tuple[float, float] = (3.0, 6.0)
-    dropout_prob: float = 0.05
-
-    def validate(self, source: str | Path | None = None) -> None:
-        """Raise :class:`ConfigError` naming the first invalid setting."""
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_prob") and not 0.0 <= value <= 1.0:
-                _fail(
-                    f"augmentation.{f.name} must be a probability in [0, 1], got {value}.",
-                    path=source,
-                )
-        for name in RANGES:
-            lo, hi = getattr(self, name)
-            if not (0 < lo <= hi):
-                _fail(f"augmentation.{name} must be (low, high) with 0 < low <= high.", path=source)
-        if not 0 <= self.rotation_deg <= 180:
-            _fail(
-                f"augmentation.rotation_deg must be in [0, 180], got {self.rotation_deg}.",
-                path=source,
-            )
-        for name in ("intensity_scale", "intensity_shift", "noise_std", "label_contrast_shift"):
-            if getattr(self, name) < 0:
-                _fail(f"augmentation.{name} must be >= 0.", path=source)
-        for name in ("label_contrast_scale", "bias_strength"):
-            if not 0 <= getattr(self, name) < 1:
-                _fail(f"augmentation.{name} must be in [0, 1).", path=source)
-
-
-def _fail(problem: str, hint: str = "", path: str | Path | None = None) -> NoReturn:
-    raise ConfigError(path, problem, hint)
 
 
 @dataclass
@@ -339,11 +229,11 @@ class TrainConfig:
         ConfigError
             For an unknown key (listing the known ones) or an invalid value.
         """
-        values = _normalise_keys(values, source)
+        values = normalise_keys(values, source)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            _fail(
+            fail(
                 f"unknown setting(s) {unknown}.",
                 f"Known settings: {', '.join(sorted(known))}.",
                 source,
@@ -353,12 +243,12 @@ class TrainConfig:
         if isinstance(aug, AugmentConfig):
             aug = dataclasses.asdict(aug)
         if not isinstance(aug, Mapping):
-            _fail("augmentation must be a table of settings.", path=source)
-        aug = _normalise_keys(aug, source)
+            fail("augmentation must be a table of settings.", path=source)
+        aug = normalise_keys(aug, source)
         aug_known = {f.name for f in fields(AugmentConfig)}
         bad = sorted(set(aug) - aug_known)
         if bad:
-            _fail(
+            fail(
                 f"unknown augmentation setting(s) {bad}.",
                 f"Known: {', '.join(sorted(aug_known))}.",
                 source,
@@ -369,7 +259,7 @@ class TrainConfig:
         try:
             config = cls(**kwargs, augmentation=AugmentConfig(**aug))
         except TypeError as exc:
-            _fail(f"invalid settings: {exc}.", path=source)
+            fail(f"invalid settings: {exc}.", path=source)
         config.normalise(source)
         return config
 
@@ -439,7 +329,7 @@ class TrainConfig:
         except (TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            _fail(f"invalid setting: {exc}", path=source)
+            fail(f"invalid setting: {exc}", path=source)
         self.validate(source)
 
     def _normalise(self) -> None:
@@ -481,7 +371,7 @@ class TrainConfig:
 
         def need(ok: bool, problem: str, hint: str = "") -> None:
             if not ok:
-                _fail(problem, hint, source)
+                fail(problem, hint, source)
 
         need(
             self.spacing == "data"
@@ -568,98 +458,3 @@ def differences(saved: TrainConfig, now: TrainConfig) -> list[str]:
         elif a[key] != b[key]:
             out.append(f"{key}: {a[key]!r} in the run, {b[key]!r} now")
     return out
-
-
-def _normalise_keys(values: Mapping[str, Any], source: str | Path | None) -> dict[str, Any]:
-    if not isinstance(values, Mapping):
-        _fail("a configuration must be a table of settings.", path=source)
-    return {str(k).replace("-", "_"): v for k, v in values.items()}
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML or YAML file as a dict (keys normalised to underscores).
-
-    Relative ``data`` and ``out`` paths are made relative to the file's folder.
-
-    Raises
-    ------
-    ConfigError
-        If the file is missing, unreadable, of an unknown type or not a table.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(p, "configuration file not found.", "Check the path.")
-    suffix = p.suffix.lower()
-    try:
-        text = p.read_text(encoding="utf-8")
-        if suffix == ".toml":
-            values: Any = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(p, "unknown configuration file type.", "Use .toml, .yaml or .yml.")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(p, f"cannot be read ({exc}).") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(p, f"is not valid TOML ({exc}).", "Fix the file.") from None
-    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
-        if type(exc).__module__.startswith("yaml"):
-            raise ConfigError(p, f"is not valid YAML ({exc}).", "Fix the file.") from None
-        raise
-    values = _normalise_keys(values, p)
-    for key in ("data", "out"):
-        if isinstance(values.get(key), str) and values[key]:
-            q = Path(values[key]).expanduser()
-            values[key] = str(q if q.is_absolute() else (p.parent / q))
-    return values
-
-
-# ---------------------------------------------------------------------------- TOML writer
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot write {value} in TOML.")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
-    if isinstance(value, Mapping):
-        items = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
-        return "{ " + ", ".join(items) + " }" if items else "{}"
-    raise TypeError(f"cannot write a {type(value).__name__} in TOML.")
-
-
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def dumps_toml(values: Mapping[str, Any]) -> str:
-    """A flat mapping with one level of sub-tables as TOML text (None values left out;
-    ``preset = None`` is written as ``"none"``)."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    for key, value in values.items():
-        if key == "preset" and value is None:
-            value = "none"
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, table in tables:
-        lines.append("")
-        lines.append(f"[{_toml_key(key)}]")
-        lines.extend(
-            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None
-        )
-    return "\n".join(lines) + "\n"
