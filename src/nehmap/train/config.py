@@ -230,14 +230,7 @@ class TrainConfig:
             For an unknown key (listing the known ones) or an invalid value.
         """
         values = normalise_keys(values, source)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            fail(
-                f"unknown setting(s) {unknown}.",
-                f"Known settings: {', '.join(sorted(known))}.",
-                source,
-            )
+        _refuse_unknown(values, cls, "setting(s)", "Known settings", source)
         kwargs = dict(values)
         aug = kwargs.pop("augmentation", None) or {}
         if isinstance(aug, AugmentConfig):
@@ -245,14 +238,7 @@ class TrainConfig:
         if not isinstance(aug, Mapping):
             fail("augmentation must be a table of settings.", path=source)
         aug = normalise_keys(aug, source)
-        aug_known = {f.name for f in fields(AugmentConfig)}
-        bad = sorted(set(aug) - aug_known)
-        if bad:
-            fail(
-                f"unknown augmentation setting(s) {bad}.",
-                f"Known: {', '.join(sorted(aug_known))}.",
-                source,
-            )
+        _refuse_unknown(aug, AugmentConfig, "augmentation setting(s)", "Known", source)
         aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
         if kwargs.get("preset") in ("none", ""):
             kwargs["preset"] = None
@@ -431,6 +417,16 @@ class TrainConfig:
         if self.patch_size is not None:
             kwargs["patch_size"] = list(self.patch_size)
         return kwargs
+
+
+def _refuse_unknown(
+    values: Mapping[str, Any], kind: type, what: str, known_label: str, source: str | Path | None
+) -> None:
+    """Refuse keys of ``values`` that are not fields of the dataclass ``kind``, listing those."""
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        fail(f"unknown {what} {unknown}.", f"{known_label}: {', '.join(sorted(known))}.", source)
 
 
 def differences(saved: TrainConfig, now: TrainConfig) -> list[str]:
