@@ -21,20 +21,28 @@ run (``config.toml`` or ``config.yaml``), and ``--resume`` compares against it.
 
 This module holds :class:`TrainConfig`, its defaults and :func:`differences`; the
 augmentation settings are in :mod:`nehmap.train.augment_config` and reading and writing
-the files in :mod:`nehmap.train.config_file` (both re-exported here).
+the files in :mod:`nehmap.train.config_file`, the checks of the settings in
+:mod:`nehmap.train.config_checks` (all re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nehmap.train.augment_config import DOMAIN_RANDOMISATION_PROBS, RANGES, AugmentConfig
+from nehmap.train.config_checks import (
+    CACHE_MODES,
+    OPTIMIZERS,
+    TARGETS,
+    VAL_MODES,
+    check_settings,
+    coerce_settings,
+)
 from nehmap.train.config_file import (
     ConfigError,
     dumps_toml,
@@ -60,11 +68,6 @@ __all__ = [
     "dumps_toml",
     "read_config_file",
 ]
-
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
-TARGETS: tuple[str, ...] = ("auto", "tissue", "consensus")
-VAL_MODES: tuple[str, ...] = ("patches", "cases")
-CACHE_MODES: tuple[str, ...] = ("auto", "memory", "disk")
 
 DEFAULT_LR: Mapping[str, float] = {"sgd": 1e-2, "adamw": 3e-4}
 """Initial learning rate by optimizer (SGD: nnU-Net's 1e-2)."""
@@ -311,90 +314,16 @@ class TrainConfig:
             Naming the first invalid setting.
         """
         try:
-            self._normalise()
+            coerce_settings(self)
         except (TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise
             fail(f"invalid setting: {exc}", path=source)
         self.validate(source)
 
-    def _normalise(self) -> None:
-        if isinstance(self.spacing, str):
-            text = self.spacing.strip().lower()
-            if text == "data":
-                self.spacing = "data"
-            else:
-                parts = [float(v) for v in text.replace("x", ",").split(",") if v.strip()]
-                self.spacing = parts * 3 if len(parts) == 1 else parts
-        elif isinstance(self.spacing, int | float):
-            self.spacing = [float(self.spacing)] * 3
-        else:
-            self.spacing = [float(v) for v in self.spacing]
-        if self.patch_size is not None:
-            if isinstance(self.patch_size, int):
-                self.patch_size = [self.patch_size] * 3
-            self.patch_size = [int(v) for v in self.patch_size]
-        self.model_kwargs = dict(self.model_kwargs or {})
-        for name in ("epochs", "iterations_per_epoch", "batch_size", "val_every", "val_patches"):
-            setattr(self, name, int(getattr(self, name)))
-        self.seed = int(self.seed)
-        self.num_workers = int(self.num_workers)
-        if self.patience is not None:
-            self.patience = int(self.patience)
-        for name in ("data", "out"):
-            setattr(self, name, str(getattr(self, name) or ""))
-        self.optimizer = str(self.optimizer).lower()
-        self.target = str(self.target).lower()
-        self.val_mode = str(self.val_mode).lower()
-        self.cache = str(self.cache).lower()
-        a = self.augmentation
-        for name in RANGES:
-            lo, hi = getattr(a, name)
-            setattr(a, name, (float(lo), float(hi)))
-
     def validate(self, source: str | Path | None = None) -> None:
         """Check every setting; raises :class:`ConfigError` naming the first problem."""
-
-        def need(ok: bool, problem: str, hint: str = "") -> None:
-            if not ok:
-                fail(problem, hint, source)
-
-        need(
-            self.spacing == "data"
-            or (len(self.spacing) == 3 and all(math.isfinite(s) and s > 0 for s in self.spacing)),
-            f"spacing must be one or three positive numbers (mm) or 'data', got {self.spacing}.",
-        )
-        need(
-            self.patch_size is None or (len(self.patch_size) == 3 and min(self.patch_size) > 0),
-            f"patch_size must be one or three positive integers, got {self.patch_size}.",
-        )
-        for name in ("epochs", "iterations_per_epoch", "batch_size", "val_every", "val_patches"):
-            need(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}.")
-        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}.")
-        need(self.target in TARGETS, f"target must be one of {TARGETS}, got {self.target!r}.")
-        need(self.val_mode in VAL_MODES, f"val_mode must be one of {VAL_MODES}.")
-        need(self.cache in CACHE_MODES, f"cache must be one of {CACHE_MODES}.")
-        need(self.lr is None or self.lr > 0, f"lr must be positive, got {self.lr}.")
-        need(
-            self.weight_decay is None or self.weight_decay >= 0,
-            f"weight_decay must be >= 0, got {self.weight_decay}.",
-        )
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}.")
-        need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}.")
-        need(self.poly_exponent >= 0, "poly_exponent must be >= 0.")
-        need(self.dice_weight >= 0 and self.ce_weight >= 0, "loss weights must be >= 0.")
-        need(self.dice_weight + self.ce_weight > 0, "dice_weight + ce_weight must be positive.")
-        for name in ("foreground_fraction", "neh_fraction"):
-            value = getattr(self, name)
-            need(0 <= value <= 1, f"{name} must be in [0, 1], got {value}.")
-        need(
-            0 < self.val_fraction < 1,
-            f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}.",
-            "Validation needs held-out cases; 0.2 keeps a fifth of them.",
-        )
-        need(self.patience is None or self.patience >= 1, "patience must be at least 1 epoch.")
-        need(self.num_workers >= 0, "num_workers must be >= 0.")
-        self.augmentation.validate(source)
+        check_settings(self, source)
 
     # ------------------------------------------------------------------ derived
 
