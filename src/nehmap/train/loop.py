@@ -28,7 +28,6 @@ in :mod:`nehmap.train.run_checkpoints`.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -54,12 +52,13 @@ from nehmap.train.run_setup import (
     initialise_from,
     load_cases,
     prepare_split,
+    restore_state,
     run_config_path,
     training_spacing,
 )
-from nehmap.train.seeding import INIT_STREAM, derived_seed, iteration_torch_seed
+from nehmap.train.seeding import INIT_STREAM, derived_seed
 from nehmap.train.split import Split
-from nehmap.train.step import make_optimizer, poly_lr, train_step
+from nehmap.train.step import make_optimizer, train_epoch
 from nehmap.train.targets import target_for
 from nehmap.train.validate import ValidationResult, fixed_patches
 
@@ -270,22 +269,9 @@ class _Trainer:
         start_epoch = 0
         stopped_early = False
         if resume is not None:
-            info, tensors = ckpt.load_state(self.out)
-            model.load_state_dict(tensors["model"])
-            optimizer.load_state_dict(tensors["optimizer"])
-            if tensors.get("scaler") and scaler.is_enabled():
-                scaler.load_state_dict(tensors["scaler"])
-            ckpt.restore_rng(info, tensors)
-            start_epoch = int(info["epoch"])
-            self.progress = RunProgress.from_state(info)
-            stopped_early = bool(info.get("stopped_early", False))
-            if int(info.get("world_size", 1)) != ctx.world_size:
-                self.say(
-                    f"note: the run used {info.get('world_size')} process(es), now "
-                    f"{ctx.world_size}: the patches drawn from here on differ from an "
-                    "uninterrupted run."
-                )
-            self.say(f"resuming after epoch {start_epoch} of {c.epochs}")
+            start_epoch, self.progress, stopped_early = restore_state(
+                self.out, model, optimizer, scaler, ctx.world_size, c.epochs, self.say
+            )
 
         log = RunLog(self.out, list(target.regions), c.tensorboard) if ctx.is_main else None
         if log is not None and resume is not None:
@@ -315,44 +301,16 @@ class _Trainer:
             else []
         )
 
-        from tqdm import tqdm
-
         epoch = start_epoch
         try:
             for epoch in range(start_epoch, c.epochs):
                 t0 = time.perf_counter()
-                assert c.lr is not None
-                lr = poly_lr(c.lr, epoch, c.epochs, c.poly_exponent)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batches.epoch = epoch
-                net.train()
-                losses: list[float] = []
-                bar = tqdm(
-                    loader,
-                    total=c.iterations_per_epoch,
-                    desc=f"epoch {epoch + 1}/{c.epochs}",
-                    unit="it",
-                    leave=False,
-                    disable=None if (c.progress and ctx.is_main) else True,
-                )
-                for iteration, (x, y) in enumerate(bar):
-                    torch.manual_seed(iteration_torch_seed(c.seed, epoch, iteration, ctx.rank))
-                    x = x.to(self.device, non_blocking=True)
-                    y = y.to(self.device, non_blocking=True)
-                    value = train_step(
-                        net, x, y, optimizer, scaler, loss_fn, grad_clip=c.grad_clip, amp=amp
-                    )
-                    if math.isfinite(value):
-                        losses.append(value)
-                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                bar.close()
-                if not losses:
-                    raise FloatingPointError(
-                        f"training diverged: the loss was not finite in any iteration of epoch "
-                        f"{epoch + 1}. Lower the learning rate (--lr) or check the data."
-                    )
-                train_loss = ctx.mean(float(np.mean(losses)))
+                lr, loss = train_epoch(
+                    net, loader, batches, optimizer, scaler, loss_fn, c, epoch,
+                    rank=ctx.rank, device=self.device, amp=amp,
+                    show_progress=c.progress and ctx.is_main,
+                )  # fmt: skip
+                train_loss = ctx.mean(loss)
                 stop, failed = False, None
                 if ctx.is_main:
                     try:

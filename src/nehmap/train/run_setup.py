@@ -4,7 +4,9 @@ Resuming is checked against the run's saved configuration (:func:`check_resume`)
 cases are discovered and split, or the run's split is reloaded (:func:`load_cases`); the
 training spacing is fixed in mm (:func:`training_spacing`); the cases are preprocessed
 into memory or the run's disk cache (:func:`prepare_split`); and a fine-tuning run
-copies a checkpoint's weights into the new network (:func:`initialise_from`).
+copies a checkpoint's weights into the new network (:func:`initialise_from`). A resumed
+run restores its network, optimiser, scaler, random state and progress
+(:func:`restore_state`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from nehmap.errors import NehmapInputError
@@ -27,6 +30,7 @@ from nehmap.train.data import (
     prepare_cases,
 )
 from nehmap.train.distributed import DistContext
+from nehmap.train.progress import RunProgress
 from nehmap.train.split import Split, split_cases
 from nehmap.train.targets import TargetSpec
 
@@ -36,6 +40,7 @@ __all__ = [
     "initialise_from",
     "load_cases",
     "prepare_split",
+    "restore_state",
     "run_config_path",
     "training_spacing",
 ]
@@ -211,3 +216,38 @@ def initialise_from(model: nn.Module, architecture: str, checkpoint: str | Path)
         )
     model.load_state_dict(tensors, strict=True)
     return card_path
+
+
+def restore_state(
+    out: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    world_size: int,
+    epochs: int,
+    say: Say,
+) -> tuple[int, RunProgress, bool]:
+    """Load a run's training state into ``model``, ``optimizer``, ``scaler`` and the RNGs.
+
+    Returns
+    -------
+    (int, RunProgress, bool)
+        The epochs done, the validation progress and whether the run stopped early.
+    """
+    info, tensors = ckpt.load_state(out)
+    model.load_state_dict(tensors["model"])
+    optimizer.load_state_dict(tensors["optimizer"])
+    if tensors.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(tensors["scaler"])
+    ckpt.restore_rng(info, tensors)
+    start_epoch = int(info["epoch"])
+    progress = RunProgress.from_state(info)
+    stopped_early = bool(info.get("stopped_early", False))
+    if int(info.get("world_size", 1)) != world_size:
+        say(
+            f"note: the run used {info.get('world_size')} process(es), now "
+            f"{world_size}: the patches drawn from here on differ from an "
+            "uninterrupted run."
+        )
+    say(f"resuming after epoch {start_epoch} of {epochs}")
+    return start_epoch, progress, stopped_early
