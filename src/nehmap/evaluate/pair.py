@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from nehmap.errors import NehmapInputError
-from nehmap.io.segmentations import CONSENSUS_SCHEME, LabelMapRef, read_label_map
+from nehmap.io.nnunet_json import CONSENSUS_SCHEME
+from nehmap.io.segmentations import LabelMapRef, read_label_map
 from nehmap.labels import NEH, LabelScheme
 from nehmap.metrics import DEFAULT_METRICS, DEFAULT_REGIONS, evaluate_labels
 
