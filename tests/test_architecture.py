@@ -53,9 +53,16 @@ ALLOWED_UPWARD_IN_FUNCTIONS: Mapping[tuple[str, str], str] = {
 MAX_LINES = 500
 """Longest module, in lines."""
 
-SIZE_CHECKED = ("nehmap/io",)
-# Only io/ is held to MAX_LINES for now: other packages are still being split into
-# modules of one concept each. Add each package here once it fits.
+SIZE_CHECKED = (
+    "nehmap/io",
+    "nehmap/stats",
+    "nehmap/train",
+    "nehmap/evaluate",
+    "nehmap/models",
+    "nehmap/report",
+)
+# The packages held to MAX_LINES; the others are still being split into modules of
+# one concept each. Add each package here once it fits.
 
 
 # --------------------------------------------------------------------------- the checker
@@ -271,7 +278,7 @@ def test_the_graph_sees_the_package():
     assert "nehmap.io.case" not in graph["nehmap.io.nnunet_read"]
 
 
-def test_io_modules_fit_the_size_limit():
+def test_checked_packages_fit_the_size_limit():
     assert oversized(SRC, SIZE_CHECKED) == []
 
 

@@ -2,12 +2,14 @@
 
 A reader never sees a half-written output, and a crash (even SIGKILL) leaves either
 the previous file or the new one, plus at worst a hidden ``.*.tmp-*`` file.
+:func:`fsync_dir` makes a rename durable; :func:`sha256_file` checks what was written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -95,3 +97,22 @@ def write_text_atomic(path: str | Path, text: str, inputs: Iterable[str | Path] 
     with atomic_path(path, inputs) as tmp:
         tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
     return Path(path)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; best effort, never raises."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks of ``chunk`` bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

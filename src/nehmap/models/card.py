@@ -24,36 +24,45 @@ patch size), how it was trained and validated, and which weights file belongs to
 Resampling an input to the card's spacing is the inference code's job:
 :meth:`ModelCard.check_input` refuses wrong modalities or channel orders, and reports
 (without failing) whether the input's spacing differs from the training spacing.
+
+This module holds the card and its JSON form; the checks of its fields are in
+:mod:`nehmap.models.card_validation`, the check of an input in
+:mod:`nehmap.models.card_input`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nehmap._version import __version__
-from nehmap.errors import NehmapInputError
+from nehmap.models.card_input import InputCheck, ModelInputError, check_input
+from nehmap.models.card_validation import (
+    CARD_FORMAT,
+    CARD_FORMAT_VERSION,
+    NORMALISATIONS,
+    ModelCardError,
+    validate_card,
+)
 
-CARD_FORMAT = "nehmap-model-card"
-"""Value of the card's ``format`` field."""
-
-CARD_FORMAT_VERSION = 1
-"""Newest card format this nehmap reads and writes."""
+__all__ = [
+    "CARD_FORMAT",
+    "CARD_FORMAT_VERSION",
+    "DEFAULT_MODALITIES",
+    "NORMALISATIONS",
+    "REQUIRED_FIELDS",
+    "InputCheck",
+    "ModelCard",
+    "ModelCardError",
+    "ModelInputError",
+]
 
 DEFAULT_MODALITIES: tuple[str, ...] = ("t1", "t1c", "t2", "flair")
 """nehmap's channel order of the four structural modalities."""
-
-NORMALISATIONS: Mapping[str, str] = {
-    "zscore-brain": "per-modality z-score of the intensities inside the brain mask "
-    "(non-zero voxels), zero outside the brain",
-}
-"""Intensity normalisations a card may name, with their meaning."""
 
 REQUIRED_FIELDS: tuple[str, ...] = (
     "architecture",
@@ -65,8 +74,6 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "patch_size",
 )
 """Fields a card file must contain; the others have defaults."""
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _FIELD_ORDER: tuple[str, ...] = (
     "format",
@@ -103,37 +110,6 @@ def _dumps(value: Any, indent: int = 0) -> str:
         items = [pad + _dumps(v, indent + 1) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + "  " * indent + "]"
     return json.dumps(value)
-
-
-class ModelCardError(NehmapInputError):
-    """A model card is missing fields, has invalid values, or does not fit its model."""
-
-
-class ModelInputError(NehmapInputError):
-    """An input does not match what a model's card says it needs."""
-
-
-@dataclass(frozen=True)
-class InputCheck:
-    """Outcome of :meth:`ModelCard.check_input`.
-
-    Attributes
-    ----------
-    modalities : tuple of str
-        Canonical modality names in the channel order the model needs.
-    spacing_mm : tuple of float or None
-        The input's voxel spacing (mm per array axis), if given.
-    model_spacing_mm : tuple of float
-        The spacing the model was trained at.
-    needs_resampling : bool
-        True when ``spacing_mm`` differs from ``model_spacing_mm`` by more than the
-        tolerance; the caller resamples to the model's spacing before inference.
-    """
-
-    modalities: tuple[str, ...]
-    spacing_mm: tuple[float, float, float] | None
-    model_spacing_mm: tuple[float, float, float]
-    needs_resampling: bool
 
 
 def _now() -> str:
@@ -295,87 +271,7 @@ class ModelCard:
         path : path, optional
             The card file, for the error message.
         """
-
-        def fail(problem: str, hint: str = "") -> None:
-            raise ModelCardError(path, f"model card: {problem}", hint)
-
-        if self.format != CARD_FORMAT:
-            fail(f"format is {self.format!r}, expected {CARD_FORMAT!r}.")
-        if not isinstance(self.format_version, int) or self.format_version < 1:
-            fail(f"format_version must be a positive integer, got {self.format_version!r}.")
-        if self.format_version > CARD_FORMAT_VERSION:
-            fail(
-                f"format_version {self.format_version} is newer than this nehmap reads "
-                f"({CARD_FORMAT_VERSION}).",
-                "Update nehmap to load this checkpoint.",
-            )
-        if not isinstance(self.architecture, str) or not self.architecture:
-            fail("architecture must be a non-empty string.")
-        if not isinstance(self.config, dict):
-            fail("config must be an object of constructor arguments.")
-        names = self.class_names
-        if not names or not all(isinstance(n, str) and n for n in names):
-            fail(f"class_names must be a non-empty list of names, got {names!r}.")
-        if len(set(names)) != len(names):
-            fail(f"class_names has duplicates: {names}.")
-        n_classes = self.config.get("n_classes")
-        if n_classes is not None and n_classes != len(names):
-            fail(f"{len(names)} class_names {names} for a network with n_classes={n_classes}.")
-        if len(self.class_labels) != len(names):
-            fail(f"{len(self.class_labels)} class_labels for {len(names)} class_names.")
-        for value in self.class_labels:
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 4
-            ):
-                fail(f"class_labels must be nehmap labels 0-4 or null, got {value!r}.")
-        self._validate_modalities(fail)
-        if len(self.spacing_mm) != 3 or not all(
-            math.isfinite(s) and s > 0 for s in self.spacing_mm
-        ):
-            fail(f"spacing_mm must be 3 positive numbers (mm), got {self.spacing_mm}.")
-        if self.normalisation not in NORMALISATIONS:
-            fail(
-                f"unknown normalisation {self.normalisation!r}.",
-                f"Known: {', '.join(NORMALISATIONS)}.",
-            )
-        patch = self.patch_size
-        if len(patch) != 3 or not all(
-            isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in patch
-        ):
-            fail(f"patch_size must be 3 positive integers, got {patch}.")
-        if "patch_size" in self.config and list(self.config["patch_size"]) != patch:
-            fail(f"patch_size {patch} differs from config's {self.config['patch_size']}.")
-        if self.weights_sha256 and not _SHA256.match(self.weights_sha256):
-            fail("weights_sha256 must be 64 lower-case hexadecimal digits.")
-        if self.weights_file and (
-            Path(self.weights_file).name != self.weights_file
-            or not self.weights_file.endswith(".safetensors")
-        ):
-            fail(
-                f"weights_file must be a plain .safetensors file name beside the card, "
-                f"got {self.weights_file!r}."
-            )
-        for key in ("validation_metrics", "extra"):
-            value = getattr(self, key)
-            if not isinstance(value, dict):
-                fail(f"{key} must be an object.")
-            try:
-                json.dumps(value, allow_nan=True)
-            except (TypeError, ValueError) as exc:
-                fail(f"{key} is not JSON-serialisable: {exc}.")
-
-    def _validate_modalities(self, fail: Any) -> None:
-        from nehmap.io.modalities import MODALITIES, OPTIONAL_MAPS
-
-        known = (*MODALITIES, *OPTIONAL_MAPS)
-        mods = self.modalities
-        if not mods or any(m not in known for m in mods):
-            fail(f"modalities must be canonical names from {list(known)}, got {mods}.")
-        if len(set(mods)) != len(mods):
-            fail(f"modalities has duplicates: {mods}.")
-        in_channels = self.config.get("in_channels")
-        if in_channels is not None and in_channels != len(mods):
-            fail(f"{len(mods)} modalities {mods} for a network with in_channels={in_channels}.")
+        validate_card(self, path)
 
     # -------------------------------------------------------------------- JSON
 
@@ -482,46 +378,11 @@ class ModelCard:
             Naming unknown, missing, extra or duplicated modalities, a channel order
             that differs from the card's, or an invalid spacing.
         """
-        from nehmap.io.modalities import normalise_modality
-
-        who = f"model {self.name or self.architecture}"
-        need = list(self.modalities)
-        unknown = [m for m in modalities if normalise_modality(m) is None]
-        if unknown:
-            raise ModelInputError(
-                None, f"{who}: unknown modality name(s) {unknown}.", f"The model needs {need}."
-            )
-        given = [str(normalise_modality(m)) for m in modalities]
-        dupes = sorted({g for g in given if given.count(g) > 1})
-        if dupes:
-            raise ModelInputError(None, f"{who}: modality given more than once: {dupes}.")
-        missing = [m for m in need if m not in given]
-        if missing:
-            raise ModelInputError(
-                None,
-                f"{who} needs the modalities {need}; missing: {missing} (given {given}).",
-                "Provide every modality the model was trained on.",
-            )
-        extra = [g for g in given if g not in need]
-        if extra:
-            raise ModelInputError(
-                None,
-                f"{who} takes exactly {need} as input channels; not used: {extra}.",
-                "Drop the extra channels.",
-            )
-        if given != need:
-            raise ModelInputError(
-                None,
-                f"{who}: channel order {given} differs from the model's {need}.",
-                "Stack the channels in the model's order.",
-            )
-        model_spacing = (self.spacing_mm[0], self.spacing_mm[1], self.spacing_mm[2])
-        if spacing is None:
-            return InputCheck(tuple(need), None, model_spacing, False)
-        values = [float(s) for s in spacing]
-        if len(values) != 3 or not all(math.isfinite(s) and s > 0 for s in values):
-            raise ModelInputError(
-                None, f"{who}: spacing must be 3 positive numbers (mm), got {list(spacing)}."
-            )
-        differs = any(abs(a - b) > tolerance_mm for a, b in zip(values, model_spacing, strict=True))
-        return InputCheck(tuple(need), (values[0], values[1], values[2]), model_spacing, differs)
+        return check_input(
+            f"model {self.name or self.architecture}",
+            self.modalities,
+            self.spacing_mm,
+            modalities,
+            spacing,
+            tolerance_mm,
+        )

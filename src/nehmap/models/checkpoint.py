@@ -20,7 +20,6 @@ then reports the sha256 mismatch instead of loading the wrong weights.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import replace
@@ -34,7 +33,7 @@ from torch import nn
 
 from nehmap._version import __version__
 from nehmap.errors import NehmapInputError
-from nehmap.io.atomic import temporary_sibling
+from nehmap.io.atomic import fsync_dir, sha256_file, temporary_sibling
 from nehmap.models.base import jsonable
 from nehmap.models.card import ModelCard, ModelCardError
 from nehmap.models.registry import UnknownModelError, available_models, create_model
@@ -92,15 +91,6 @@ def read_card(path: str | Path) -> ModelCard:
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(card_path, f"cannot read the model card: {exc}.") from None
     return ModelCard.from_json(text, card_path)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _build(card: ModelCard, card_path: Path | None, meta: bool = False) -> nn.Module:
@@ -171,15 +161,6 @@ def _write_text(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def save_checkpoint(model: nn.Module, card: ModelCard, path: str | Path) -> ModelCard:
@@ -267,7 +248,7 @@ def save_checkpoint(model: nn.Module, card: ModelCard, path: str | Path) -> Mode
             else:
                 weights_path.unlink(missing_ok=True)
             raise
-        _fsync_dir(card_path.parent)
+        fsync_dir(card_path.parent)
     finally:
         for leftover in (tmp_weights, tmp_card, backup):
             if leftover is not None:

@@ -7,16 +7,13 @@ The cases are chosen exactly as the static figures choose them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nehmap.report import examples, paper
+from nehmap.report.context import ReportContext, figure1_choice
 from nehmap.report.html import note, section, what_this_shows
 from nehmap.report.viewer import ViewerCase, encode_cases
 from nehmap.report.viewer_cases import recurrence_case, segment_case
 from nehmap.report.viewer_page import viewer_block
-
-if TYPE_CHECKING:
-    from nehmap.report.sections import ReportContext
 
 REPORT_IMAGES = ("t1c", "flair", "rcbv")
 """The input images the report's viewer shows (T1 and T2 are left out to save space)."""
@@ -36,8 +33,6 @@ WHAT_VIEWER = (
 
 def figure1_cases(ctx: ReportContext) -> list[ViewerCase]:
     """The Figure 1 cases (same cohort, same choice by NEH volume) as viewer cases."""
-    from nehmap.report.sections import figure1_choice
-
     choice = figure1_choice(ctx)
     if choice is None:
         return []

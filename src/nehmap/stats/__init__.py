@@ -19,16 +19,15 @@ function                       use
 
 from nehmap.stats.anova import (
     OneWayAnovaResult,
-    OrderedTestResult,
     RepeatedMeasuresAnovaResult,
     greenhouse_geisser_epsilon,
     oneway_anova,
-    ordered_test,
-    pairwise_tests,
     repeated_measures_anova,
 )
 from nehmap.stats.mixed import MixedModelResult, mixed_model
 from nehmap.stats.multiple import holm
+from nehmap.stats.ordered import OrderedTestResult, ordered_test
+from nehmap.stats.pairwise import pairwise_tests
 from nehmap.stats.permutation import SignFlipResult, sign_flip_table, sign_flip_test
 from nehmap.stats.spatial_null import SpatialNullResult, random_placement, spatial_null
 

@@ -52,7 +52,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 
-from nehmap.stats.anova import _level_order, _select, _values
+from nehmap.stats.tidy import level_order, numeric_values, select_columns
 
 __all__ = ["MixedModelResult", "mixed_model"]
 
@@ -243,9 +243,9 @@ def mixed_model(
         res.F, res.p_F
     """
     fit_kwargs = {} if fit_kwargs is None else fit_kwargs
-    df = _select(table, [value, label, group], nan_policy)
-    y = _values(df, value).to_numpy()
-    levels = _level_order(df[label])
+    df = select_columns(table, [value, label, group], nan_policy)
+    y = numeric_values(df, value).to_numpy()
+    levels = level_order(df[label])
     if len(levels) < 2:
         raise ValueError(f"{label!r} needs at least two levels, found {levels}")
     if reference is None:

@@ -57,11 +57,13 @@ were dropped in ``n_omitted``. Infinite values are always refused.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from nehmap.stats.tidy import Alternative, NanPolicy, TidyRow, check_alternative
 
 __all__ = [
     "DEFAULT_MAX_EXACT_N",
@@ -69,9 +71,6 @@ __all__ = [
     "sign_flip_table",
     "sign_flip_test",
 ]
-
-Alternative = Literal["two-sided", "greater", "less"]
-NanPolicy = Literal["raise", "omit"]
 
 DEFAULT_MAX_EXACT_N = 40
 """Largest sample size for which ``exact=None`` chooses the exact test."""
@@ -86,7 +85,7 @@ _BYTE_SIGNS = 1.0 - 2.0 * np.unpackbits(np.arange(256, dtype=np.uint8)[:, None],
 
 
 @dataclass(frozen=True)
-class SignFlipResult:
+class SignFlipResult(TidyRow):
     """Outcome of :func:`sign_flip_test`.
 
     Attributes
@@ -142,13 +141,9 @@ class SignFlipResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary of the fields plus ``p_value`` (one tidy row)."""
-        out = asdict(self)
+        out = super().to_dict()
         out["p_value"] = self.p_value
         return out
-
-    def to_frame(self) -> pd.DataFrame:
-        """One-row DataFrame of :meth:`to_dict`."""
-        return pd.DataFrame([self.to_dict()])
 
 
 def _clean_values(values: Any, nan_policy: NanPolicy) -> tuple[np.ndarray, int]:
@@ -293,10 +288,7 @@ def sign_flip_test(
     >>> res.method, round(res.p_greater, 4)
     ('exact', 0.0625)
     """
-    if alternative not in ("two-sided", "greater", "less"):
-        raise ValueError(
-            f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}"
-        )
+    check_alternative(alternative)
     x, n_omitted = _clean_values(values, nan_policy)
     baseline = float(baseline)
     if not np.isfinite(baseline):

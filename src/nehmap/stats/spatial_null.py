@@ -52,8 +52,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 from scipy.spatial.transform import Rotation
+
+from nehmap.stats.tidy import TidyRow
 
 __all__ = ["SpatialNullResult", "random_placement", "spatial_null"]
 
@@ -64,7 +65,7 @@ _BATCH = 256  # random rotations / positions drawn at a time
 
 
 @dataclass(frozen=True, eq=False)
-class SpatialNullResult:
+class SpatialNullResult(TidyRow):
     """Outcome of :func:`spatial_null`.
 
     Attributes
@@ -135,10 +136,6 @@ class SpatialNullResult:
             "rotate": self.rotate,
             "clip_to_brain": self.clip_to_brain,
         }
-
-    def to_frame(self) -> pd.DataFrame:
-        """One-row DataFrame of :meth:`to_dict`."""
-        return pd.DataFrame([self.to_dict()])
 
 
 def _check_spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:

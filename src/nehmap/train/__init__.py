@@ -11,7 +11,10 @@ Typical use::
 
     config = TrainConfig.from_file("train.toml")      # or .yaml
 
-Modules, one job each: :mod:`~nehmap.train.config` (settings), :mod:`~nehmap.train.split`
+Modules, one job each: :mod:`~nehmap.train.config` (settings),
+:mod:`~nehmap.train.augment_config` (augmentation settings),
+:mod:`~nehmap.train.config_file` (TOML/YAML files),
+:mod:`~nehmap.train.config_checks` (checks of the settings), :mod:`~nehmap.train.split`
 (seeded case split), :mod:`~nehmap.train.targets` (label maps the networks learn),
 :mod:`~nehmap.train.data` (preprocessing and cache), :mod:`~nehmap.train.sampling`
 (patch placement), :mod:`~nehmap.train.augment` (MONAI augmentation),
@@ -19,8 +22,11 @@ Modules, one job each: :mod:`~nehmap.train.config` (settings), :mod:`~nehmap.tra
 supervision), :mod:`~nehmap.train.step` (optimiser, schedule, one step),
 :mod:`~nehmap.train.validate`, :mod:`~nehmap.train.checkpointing`,
 :mod:`~nehmap.train.history` (log.csv, TensorBoard), :mod:`~nehmap.train.distributed`
-(torchrun), :mod:`~nehmap.train.seeding` (reproducible randomness) and
-:mod:`~nehmap.train.loop` (the loop). Importing this package imports torch and MONAI
+(torchrun), :mod:`~nehmap.train.seeding` (reproducible randomness),
+:mod:`~nehmap.train.run_setup` (resume checks, cases, spacing, fine-tuning weights),
+:mod:`~nehmap.train.progress` (best and latest validation, early stopping),
+:mod:`~nehmap.train.run_checkpoints` (cards and save order) and
+:mod:`~nehmap.train.loop` (the epoch loop). Importing this package imports torch and MONAI
 only when :func:`train` or :class:`TrainResult` is first used.
 """
 

@@ -5,7 +5,7 @@ A sample is a dict ``{"image": (C, X, Y, Z) volume, "label": (X, Y, Z) target,
 returns ``{"image": (C, *patch) float32 tensor, "label": (1, *patch) float32 tensor}``.
 
 Transforms, in order, each applied with its own probability (see
-:class:`~nehmap.train.config.AugmentConfig` for the defaults, nnU-Net's where it has
+:class:`~nehmap.train.augment_config.AugmentConfig` for the defaults, nnU-Net's where it has
 them):
 
 1. :class:`RandPatchd`: cuts the patch out of the volume, rotated about the three axes
@@ -46,7 +46,7 @@ from monai.transforms import (
     RandShiftIntensityd,
 )
 
-from nehmap.train.config import AugmentConfig
+from nehmap.train.augment_config import AugmentConfig
 from nehmap.train.randomise import (
     RandBiasFieldd,
     RandLabelContrastd,

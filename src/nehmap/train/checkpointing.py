@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import random
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 
 from nehmap.errors import NehmapInputError, OutputError
-from nehmap.io.atomic import temporary_sibling
+from nehmap.io.atomic import fsync_dir, sha256_file, temporary_sibling
 
 RESUME_DIR = "resume"
 STATE_FILE = "state.json"
@@ -64,23 +63,6 @@ def state_dir(run: str | Path) -> Path:
 def has_state(run: str | Path) -> bool:
     """True when ``run`` holds a resumable training state."""
     return (state_dir(run) / STATE_FILE).is_file()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_bytes_atomic(path: Path, write: Any) -> None:
@@ -175,13 +157,13 @@ def save_state(
         "version": STATE_VERSION,
         "epoch": int(epoch),
         "state_file": name,
-        "state_sha256": _sha256(path),
+        "state_sha256": sha256_file(path),
         "rng": rng_states_json(),
         **info,
     }
     text = json.dumps(record, indent=1)
     _write_bytes_atomic(folder / STATE_FILE, lambda fh: fh.write(text.encode("utf-8")))
-    _fsync_dir(folder)
+    fsync_dir(folder)
     for old in folder.glob("state-*.pt"):
         if old.name != name:
             old.unlink(missing_ok=True)
@@ -227,7 +209,7 @@ def load_state(run: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     path = state_dir(run) / str(info.get("state_file", ""))
     if not path.is_file():
         raise ResumeError(path, "the training state file named in state.json is missing.")
-    if _sha256(path) != info.get("state_sha256"):
+    if sha256_file(path) != info.get("state_sha256"):
         raise ResumeError(
             path,
             "differs from the sha256 recorded in state.json (damaged or replaced).",

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nehmap.train.augment import as_plain_tensor, build_pipeline
-from nehmap.train.config import AugmentConfig
+from nehmap.train.augment_config import AugmentConfig
 from nehmap.train.data import PreparedCase
 from nehmap.train.sampling import plan_patch
 from nehmap.train.seeding import sample_generator

@@ -1,4 +1,4 @@
-"""One optimisation step, the optimiser and the learning-rate schedule.
+"""One optimisation step, one epoch of steps, the optimiser and the learning-rate schedule.
 
 Defaults follow nnU-Net: SGD with Nesterov momentum 0.99, initial learning rate 1e-2,
 weight decay 3e-5, the poly schedule ``lr * (1 - epoch / epochs) ** 0.9`` and the
@@ -9,8 +9,19 @@ temperatures) are not decayed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 from torch import nn
+
+from nehmap.train.seeding import iteration_torch_seed
+
+if TYPE_CHECKING:
+    from nehmap.train.config import TrainConfig
+    from nehmap.train.dataset import EpochBatches
 
 
 def poly_lr(base: float, epoch: int, epochs: int, exponent: float = 0.9) -> float:
@@ -94,3 +105,69 @@ def train_step(
     scaler.step(optimizer)
     scaler.update()
     return float(loss.detach())
+
+
+def train_epoch(
+    net: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: EpochBatches,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss_fn: nn.Module,
+    config: TrainConfig,
+    epoch: int,
+    *,
+    rank: int,
+    device: torch.device,
+    amp: bool,
+    show_progress: bool,
+) -> tuple[float, float]:
+    """The ``iterations_per_epoch`` steps of 0-based ``epoch`` at its poly learning rate.
+
+    Before each step torch is seeded from (seed, epoch, iteration, rank), so a resumed
+    run draws what an uninterrupted one draws (:mod:`nehmap.train.seeding`).
+
+    Returns
+    -------
+    (float, float)
+        The epoch's learning rate and this process's mean of the finite step losses.
+
+    Raises
+    ------
+    FloatingPointError
+        When no step of the epoch had a finite loss.
+    """
+    from tqdm import tqdm
+
+    assert config.lr is not None
+    lr = poly_lr(config.lr, epoch, config.epochs, config.poly_exponent)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    batches.epoch = epoch
+    net.train()
+    losses: list[float] = []
+    bar = tqdm(
+        loader,
+        total=config.iterations_per_epoch,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        unit="it",
+        leave=False,
+        disable=None if show_progress else True,
+    )
+    for iteration, (x, y) in enumerate(bar):
+        torch.manual_seed(iteration_torch_seed(config.seed, epoch, iteration, rank))
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        value = train_step(
+            net, x, y, optimizer, scaler, loss_fn, grad_clip=config.grad_clip, amp=amp
+        )
+        if math.isfinite(value):
+            losses.append(value)
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+    bar.close()
+    if not losses:
+        raise FloatingPointError(
+            f"training diverged: the loss was not finite in any iteration of epoch "
+            f"{epoch + 1}. Lower the learning rate (--lr) or check the data."
+        )
+    return lr, float(np.mean(losses))
