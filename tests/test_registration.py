@@ -17,7 +17,6 @@ from nehmap.validate.registration import (  # noqa: E402
     QUICK_SCHEDULE,
     RegistrationError,
     Schedule,
-    _levels,
     assess,
     brain_dice,
     itk_threads,
@@ -26,6 +25,7 @@ from nehmap.validate.registration import (  # noqa: E402
     warp_image,
     warp_labels,
 )
+from nehmap.validate.registration_schedule import schedule_levels  # noqa: E402
 
 SPACING = 3.0
 
@@ -225,10 +225,10 @@ def test_threads_are_set_for_the_call_and_restored(monkeypatch):
 
 def test_schedule_levels_follow_physical_resolution():
     # written for 1 mm: on 2 mm voxels shrink 4 becomes 2, shrink 2 becomes 1
-    assert _levels((40, 20), (4, 2), (2, 1), 2.0) == ("40x20", "2x1", "2x1mm")
+    assert schedule_levels((40, 20), (4, 2), (2, 1), 2.0) == ("40x20", "2x1", "2x1mm")
     # on 3 mm voxels both levels collapse onto the grid; the coarser one is kept
-    assert _levels((40, 20), (4, 2), (2, 1), 3.0) == ("40", "1", "2mm")
-    assert _levels((40, 20), (4, 2), (2, 1), 1.0) == ("40x20", "4x2", "2x1mm")
+    assert schedule_levels((40, 20), (4, 2), (2, 1), 3.0) == ("40", "1", "2mm")
+    assert schedule_levels((40, 20), (4, 2), (2, 1), 1.0) == ("40x20", "4x2", "2x1mm")
     assert QUICK_SCHEDULE.deformable
     with pytest.raises(ValueError):
         Schedule(syn_iterations=(1, 2), syn_shrink=(1,), syn_sigmas=(0,))
