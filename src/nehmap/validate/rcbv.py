@@ -26,6 +26,13 @@ import pandas as pd
 
 from nehmap.labels import ED, ET, NC, NEH
 from nehmap.validate.perfusion import PerfusionMask, region_statistics
+from nehmap.validate.perfusion_tests import (
+    TEST_ROW_COLUMNS,
+    anova_row,
+    mean_of_means,
+    paired_row,
+    untested_row,
+)
 
 COMPARTMENTS: dict[str, tuple[int, ...]] = {"ET": (ET,), "NEH": (NEH,), "ED": (ED,), "NC": (NC,)}
 CONSENSUS_COMPARTMENTS: dict[str, tuple[int, ...]] = {
@@ -72,87 +79,25 @@ def _test_rows(model: str, frame: pd.DataFrame) -> list[dict]:
     n_complete = int((complete == len(TESTED)).sum())
     if n_complete >= 2:
         anova = repeated_measures_anova(data, "mean", "compartment", "case")
-        rows.append(
-            {
-                "model": model,
-                "test": "rm_anova",
-                "a": "ET,NEH,ED",
-                "b": "",
-                "statistic": anova.F,
-                "df": f"{anova.df_num:g},{anova.df_den:g}",
-                "p": anova.p,
-                "p_adjusted": anova.p_gg,
-                "n": anova.n_subjects,
-                "note": f"Greenhouse-Geisser epsilon {anova.epsilon_gg:.3f} "
-                "(p_adjusted is GG-corrected)",
-            }
-        )
+        rows.append({"model": model, **anova_row(anova, "ET,NEH,ED")})
         pairs = pairwise_tests(data, "mean", "compartment", subject="case", correction="holm")
         for r in pairs.to_dict("records"):
-            rows.append(
-                {
-                    "model": model,
-                    "test": "paired_t",
-                    "a": r["a"],
-                    "b": r["b"],
-                    "statistic": r["statistic"],
-                    "df": f"{r['df']:g}",
-                    "p": r["p"],
-                    "p_adjusted": r["p_adjusted"],
-                    "n": r["n"],
-                    "note": f"mean difference {r['mean_diff']:.4g}; Holm",
-                }
-            )
+            note = f"mean difference {r['mean_diff']:.4g}; Holm"
+            rows.append({"model": model, **paired_row(r, "paired_t", note)})
         order = ordered_test(data, "mean", "compartment", order=TESTED, subject="case")
         for r in order.table.to_dict("records"):
-            rows.append(
-                {
-                    "model": model,
-                    "test": "ordered_one_sided",
-                    "a": r["a"],
-                    "b": r["b"],
-                    "statistic": r["statistic"],
-                    "df": f"{r['df']:g}",
-                    "p": r["p"],
-                    "p_adjusted": r["p_adjusted"],
-                    "n": r["n"],
-                    "note": f"H1: {r['a']} > {r['b']}; order holds overall: {order.conclusion}",
-                }
-            )
+            note = f"H1: {r['a']} > {r['b']}; order holds overall: {order.conclusion}"
+            rows.append({"model": model, **paired_row(r, "ordered_one_sided", note)})
     else:
-        rows.append(
-            {
-                "model": model,
-                "test": "rm_anova",
-                "a": "ET,NEH,ED",
-                "b": "",
-                "statistic": np.nan,
-                "df": "",
-                "p": np.nan,
-                "p_adjusted": np.nan,
-                "n": n_complete,
-                "note": "fewer than 2 cases with ET, NEH and ED all present",
-            }
-        )
+        note = "fewer than 2 cases with ET, NEH and ED all present"
+        rows.append({"model": model, **untested_row("rm_anova", "ET,NEH,ED", n_complete, note)})
     levels = frame[frame["compartment"].isin(["NEH-low", "NEH-high"])].dropna(subset=["mean"])
     both = levels.groupby("case")["compartment"].nunique()
     if int((both == 2).sum()) >= 2:
         pairs = pairwise_tests(levels, "mean", "compartment", subject="case", correction=None)
         for r in pairs.to_dict("records"):
-            rows.append(
-                {
-                    "model": model,
-                    "test": "paired_t",
-                    "a": r["a"],
-                    "b": r["b"],
-                    "statistic": r["statistic"],
-                    "df": f"{r['df']:g}",
-                    "p": r["p"],
-                    "p_adjusted": r["p"],
-                    "n": r["n"],
-                    "note": "consensus levels: low vs high probability NEH",
-                }
-            )
+            note = "consensus levels: low vs high probability NEH"
+            rows.append({"model": model, **paired_row(r, "paired_t", note, adjusted=False)})
     return rows
 
 
@@ -165,24 +110,13 @@ def rcbv_tests(cases: pd.DataFrame, models: Sequence[str] | None = None) -> pd.D
     rows: list[dict] = []
     for model in models or sorted(cases["model"].unique()):
         rows.extend(_test_rows(model, cases[cases["model"] == model]))
-    return pd.DataFrame(
-        rows, columns=["model", "test", "a", "b", "statistic", "df", "p", "p_adjusted", "n", "note"]
-    )
+    return pd.DataFrame(rows, columns=["model", *TEST_ROW_COLUMNS])
 
 
 def rcbv_summary(cases: pd.DataFrame) -> pd.DataFrame:
     """Mean +/- SD over cases of the per-case mean rCBV, per model and compartment
     (the data of the paper's Figure 2 and Table 5)."""
-    grouped = cases.dropna(subset=["mean"]).groupby(["model", "compartment"])["mean"]
-    out = grouped.agg(["mean", "std", "median", "count"]).reset_index()
-    return out.rename(
-        columns={
-            "mean": "mean_of_means",
-            "std": "sd",
-            "median": "median_of_means",
-            "count": "n_cases",
-        }
-    )
+    return mean_of_means(cases, ["model", "compartment"], median=True)
 
 
 VESSEL_VARIANTS: tuple[str, ...] = ("kept", "excluded")

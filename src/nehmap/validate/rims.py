@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from nehmap.labels import ET, NC
 from nehmap.validate.perfusion import PerfusionMask, region_statistics
+from nehmap.validate.perfusion_tests import anova_row, mean_of_means, paired_row, untested_row
 
 DEFAULT_RIMS_MM: tuple[float, ...] = (2.0, 4.0, 6.0)
 
@@ -111,12 +112,7 @@ def rim_rcbv(
 
 def rims_summary(cases: pd.DataFrame) -> pd.DataFrame:
     """Mean +/- SD over cases of the per-case mean rCBV per region (Figure 3's data)."""
-    grouped = cases.dropna(subset=["mean"]).groupby("region")["mean"]
-    return (
-        grouped.agg(["mean", "std", "count"])
-        .reset_index()
-        .rename(columns={"mean": "mean_of_means", "std": "sd", "count": "n_cases"})
-    )
+    return mean_of_means(cases, "region")
 
 
 def rim_tests(cases: pd.DataFrame) -> pd.DataFrame:
@@ -132,20 +128,9 @@ def rim_tests(cases: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict] = []
     complete = data.groupby("case")["region"].nunique() == data["region"].nunique()
     if int(complete.sum()) < 2 or "NEH" not in set(data["region"]):
+        n = int(data["case"].nunique())
         return pd.DataFrame(
-            [
-                {
-                    "test": "rm_anova",
-                    "a": "",
-                    "b": "",
-                    "statistic": np.nan,
-                    "df": "",
-                    "p": np.nan,
-                    "p_adjusted": np.nan,
-                    "n": int(data["case"].nunique()),
-                    "note": "fewer than 2 cases with NEH and rims",
-                }
-            ]
+            [untested_row("rm_anova", "", n, "fewer than 2 cases with NEH and rims")]
         )
     pairs = [("NEH", r) for r in regions]
     for alternative, note in (
@@ -161,35 +146,11 @@ def rim_tests(cases: pd.DataFrame) -> pd.DataFrame:
             pairs=pairs,
             alternative=alternative,
         )
+        test = "paired_t" if alternative == "two-sided" else "paired_t_greater"
         for r in table.to_dict("records"):
-            rows.append(
-                {
-                    "test": "paired_t" if alternative == "two-sided" else "paired_t_greater",
-                    "a": r["a"],
-                    "b": r["b"],
-                    "statistic": r["statistic"],
-                    "df": f"{r['df']:g}",
-                    "p": r["p"],
-                    "p_adjusted": r["p_adjusted"],
-                    "n": r["n"],
-                    "note": f"{note}; mean difference {r['mean_diff']:.4g}",
-                }
-            )
+            rows.append(paired_row(r, test, f"{note}; mean difference {r['mean_diff']:.4g}"))
     anova = repeated_measures_anova(data, "mean", "region", "case")
-    rows.append(
-        {
-            "test": "rm_anova",
-            "a": ",".join(map(str, anova.levels)),
-            "b": "",
-            "statistic": anova.F,
-            "df": f"{anova.df_num:g},{anova.df_den:g}",
-            "p": anova.p,
-            "p_adjusted": anova.p_gg,
-            "n": anova.n_subjects,
-            "note": f"Greenhouse-Geisser epsilon {anova.epsilon_gg:.3f} "
-            "(p_adjusted is GG-corrected)",
-        }
-    )
+    rows.append(anova_row(anova, ",".join(map(str, anova.levels))))
     return pd.DataFrame(rows)
 
 
