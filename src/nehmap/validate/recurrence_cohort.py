@@ -46,7 +46,7 @@ DEFAULT_ET_MODEL = "unetrpp"
 def select_subjects(
     collection: Any,
     *,
-    include: Iterable[str] = (),
+    include: Sequence[str] = (),
     clinical: str | Path | None = None,
     clinical_id: str = "ID",
     exclude_where: Sequence[str] = (),
