@@ -232,3 +232,45 @@ def test_schedule_levels_follow_physical_resolution():
     assert QUICK_SCHEDULE.deformable
     with pytest.raises(ValueError):
         Schedule(syn_iterations=(1, 2), syn_shrink=(1,), syn_sigmas=(0,))
+
+
+_REGISTER_ONCE = """
+import hashlib, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import test_registration as t
+from nehmap.validate.registration import register, warp_image
+shape = (48, 56, 44)
+fa = t._grid(shape, (-70.0, -85.0, -65.0))
+ma = t._grid(shape, (-70.0, -76.0, -65.0))
+fixed, _ = t._phantom(t._world(shape, fa), np.zeros(3))
+moving, _ = t._phantom(t._world(shape, ma), np.array([6.0, 0.0, 0.0]))
+with register(fixed, moving, fa, ma, preset="affine", threads=1, seed=0) as reg:
+    print(hashlib.sha256(warp_image(reg, moving).tobytes()).hexdigest())
+"""
+
+
+def test_the_same_seed_gives_the_same_registration_in_every_process():
+    """Seed 0 included: ANTs reads --random-seed 0 as "seed from the clock", so nehmap
+    hands it seed + 1. Each run in a fresh process (as a resumed study does), 1 thread."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nehmap.validate.registration_schedule import ants_seed
+
+    assert [ants_seed(s) for s in (0, 1, 41)] == [1, 2, 42]
+    assert 1 <= ants_seed(2**40) <= 2**31 - 1
+    with pytest.raises(ValueError, match="seed"):
+        ants_seed(-1)
+    here = str(Path(__file__).parent)
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", _REGISTER_ONCE, here],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(digests) == 1

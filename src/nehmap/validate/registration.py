@@ -50,6 +50,12 @@ Threads: ANTs reads ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``; :func:`register` s
 for the call (image conversion included) and restores the previous value afterwards.
 ITK reads the variable when it first needs threads in a process and keeps that value,
 so within one process use the same ``threads`` for every call (the command does).
+
+Repeatability: the same inputs and ``seed`` give the same transform, in any process,
+with ``threads=1``. ANTs takes a seed of 0 as "seed from the clock", so nehmap hands it
+``seed + 1`` (:func:`~nehmap.validate.registration_schedule.ants_seed`). With more threads
+ANTs' Mattes metric adds its per-thread sums in a varying order, and a few boundary
+voxels of the warped masks can differ between runs (about 10 of 10^6 on a 1 mm pair).
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ from nehmap.validate.registration_schedule import (
     QUICK_SCHEDULE,
     Preset,
     Schedule,
+    ants_seed,
     collect_outputs,
     mask_option,
     resolve_preset,
@@ -150,7 +157,9 @@ def register(
     threads : int or None, default 2
         ITK threads for the call (None: leave the environment as it is).
     seed : int, default 0
-        Seed of ANTs' metric sampling (same inputs, seed and threads: same result).
+        Seed of ANTs' metric sampling (:func:`ants_seed`). Same inputs and seed give
+        the same result with ``threads=1``; with more threads ANTs' Mattes metric sums
+        in a varying order and a few boundary voxels can differ between runs.
     crop_margin_mm : float or None, default 10.0
         Margin (mm) around the brains' bounding boxes; None registers the full grids.
     min_brain_dice, min_jacobian : float
@@ -239,15 +248,20 @@ def _register(
     start = time.perf_counter()
     try:
         if schedule is None:
-            # ANTsPy's SyN with its defaults; it seeds its sampling from ants.config
-            ants.registration(
-                f_imgs[0],
-                m_imgs[0],
-                type_of_transform="SyN",
-                outprefix=prefix,
-                mask=f_mask_img,
-                moving_mask=m_mask_img,
-            )
+            # ANTsPy's SyN with its defaults; it takes its seed from ants.config
+            previous_seed = ants.config._random_seed
+            ants.config._random_seed = ants_seed(seed)
+            try:
+                ants.registration(
+                    f_imgs[0],
+                    m_imgs[0],
+                    type_of_transform="SyN",
+                    outprefix=prefix,
+                    mask=f_mask_img,
+                    moving_mask=m_mask_img,
+                )
+            finally:
+                ants.config._random_seed = previous_seed
             used: dict[str, Any] = {"type_of_transform": "SyN", "defaults": "ANTsPy"}
         else:
             masks = mask_option(

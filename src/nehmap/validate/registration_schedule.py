@@ -164,6 +164,19 @@ def _x(values: Sequence[float]) -> str:
     return "x".join(f"{v:g}" for v in values)
 
 
+def ants_seed(seed: int) -> int:
+    """The ``--random-seed`` handed to ANTs for nehmap's ``seed`` (0 or more).
+
+    antsRegistration reads a seed of 0 as "no seed" and then seeds its metric sampling
+    from the clock, so seed 0 gave a different registration on every run. nehmap's
+    seeds map one to one onto 1 .. 2**31 - 1 (a C int) instead.
+    """
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
+    return seed % (2**31 - 1) + 1
+
+
 def schedule_args(
     schedule: Schedule,
     fixed: list[str],
@@ -199,7 +212,7 @@ def schedule_args(
         "--winsorize-image-intensities", "[0.005,0.995]",
         "--use-histogram-matching", "0",
         "--initial-moving-transform", f"[{f0},{m0},1]",
-        "--random-seed", str(int(seed)),
+        "--random-seed", str(ants_seed(seed)),
         "--transform", "Affine[0.25]",
         "--metric",
         f"Mattes[{f0},{m0},1,{schedule.bins},Regular,{schedule.affine_sampling:g}]",
