@@ -253,7 +253,8 @@ def html_table(
                 if num
                 else (' class="nw"' if len(text) <= SHORT_TEXT else ' class="long"')
             )
-            cells.append(f"<td{cls}>{esc(text)}</td>")
+            shown = esc(text) if num else esc(text).replace("_", "_<wbr>")
+            cells.append(f"<td{cls}>{shown}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""
     wide = " wide" if len(columns) > WIDE_TABLE else ""

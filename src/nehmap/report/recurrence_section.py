@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nehmap.report import examples, figures, h3, overlays, paper, text
-from nehmap.report.context import ReportContext, csv_table, figure_or_note, table_or_note
+from nehmap.report.context import ReportContext, figure_or_note, table_or_note
 from nehmap.report.html import (
     figure,
     html_table,
@@ -155,10 +155,26 @@ def _recurrence_tables(ctx: ReportContext) -> list[str]:
         *parts,
         table_or_note(ctx, "recurrence_tests", _table7),
         _tests_note(tests),
-        csv_table(ctx, "recurrence_tests", "All H3 tests (tables/recurrence_tests.csv)")
-        if tests is not None
-        else "",
+        table_or_note(ctx, "recurrence_tests", _all_tests) if tests is not None else "",
     ]
+
+
+ALL_TESTS_COLUMNS = (
+    "chance_model", "metric", "test", "primary", "baseline", "alternative",
+    "observed_mean", "observed_sd", "null_mean", "p_value", "p_two_sided", "p_adjusted",
+    "n", "note",
+)  # fmt: skip
+"""Columns of recurrence_tests.csv printed in the report's "All H3 tests" table (the
+others repeat these or hold the same value on every row); the CSV has them all."""
+
+
+def _all_tests(frame: pd.DataFrame) -> str:
+    """Every row of recurrence_tests.csv, with :data:`ALL_TESTS_COLUMNS` (those present)."""
+    shown = [c for c in ALL_TESTS_COLUMNS if c in frame.columns]
+    left_out = [c for c in frame.columns if c not in shown]
+    caption = "All H3 tests (tables/recurrence_tests.csv"
+    caption += f"; also there: {', '.join(left_out)})" if left_out else ")"
+    return html_table(frame[shown], source="recurrence_tests.csv", form="columns", caption=caption)
 
 
 def recurrence_section(ctx: ReportContext) -> str:
