@@ -145,3 +145,24 @@ def test_calibration_headline_reads_the_record():
     assert "finds H3 in 93.5 %" in text and "rejects in 62.0 % of the cohorts" in text
     assert "200 simulated cohorts" in text
     assert "not found" in h3.calibration_headline({})
+
+
+def test_all_h3_tests_table_keeps_every_row_and_names_the_columns_left_out(report):
+    from nehmap.report.recurrence_section import ALL_TESTS_COLUMNS
+    from test_report import parse
+
+    csv = report["tables"]["recurrence_tests"]
+    (table,) = [
+        t
+        for t in parse(report["text"]).tables
+        if t["attrs"].get("data-source") == "recurrence_tests.csv"
+        and t["attrs"].get("data-form") == "columns"
+    ]
+    assert table["columns"] == [c for c in ALL_TESTS_COLUMNS if c in csv.columns]
+    assert len(table["rows"]) == len(csv)
+    caption = re.search(r"All H3 tests \(tables/recurrence_tests\.csv; also there: ([^)]*)\)",
+                        report["text"])  # fmt: skip
+    left_out = [c for c in csv.columns if c not in ALL_TESTS_COLUMNS]
+    assert caption is not None and caption.group(1).split(", ") == left_out
+    # identifiers may break at their underscores, never inside a word
+    assert "mean_<wbr>edge_<wbr>distance" in report["text"]
