@@ -72,7 +72,7 @@ rims_mm = [2.0, 4.0, 6.0]
 preop_model = "paunet"           # or "fused": pNEH from the fused NEH mask (the consensus)
 recurrence_model = "unetrpp"
 preset = "quick"                 # ANTs registration: "quick", "full" or "affine"
-threads = 2
+threads = 2                      # ANTs threads; 1 = bit-identical reruns (docs/method.md)
 null_n = 200                     # chance placements per case and chance model
 chance = ["matched", "brain"]    # matched: primary test (distance-matched placements);
                                  # brain: as the paper; spin: rotation about the cavity
