@@ -211,16 +211,31 @@ def trial_study(base: Path, kills: int, rng: random.Random, args: argparse.Names
         f"{len(reference)} files compared",
         flush=True,
     )
+    delays = [rng.uniform(0.05, 0.97) * seconds for _ in range(kills)]
+    return kill_study_trials("study", [str(base / "study.toml")], out, reference, delays)
+
+
+def kill_study_trials(
+    command: str,
+    study_args: list[str],
+    out: Path,
+    reference: dict[str, str],
+    delays: list[float],
+    aimed: list[str] | None = None,
+) -> list[dict]:
+    """For each delay (s): run ``nehmap study STUDY_ARGS``, SIGKILL it then, note the
+    stage it reached, run it again to the end and compare with ``reference``; the
+    output folder ``out`` is removed after each trial. ``aimed``: the stage each kill
+    was meant for, recorded beside the stage it landed in."""
     rows = []
-    for _ in range(kills):
-        delay = rng.uniform(0.05, 0.97) * seconds
-        status, _ = nehmap("study", str(base / "study.toml"), kill_after=delay)
+    for k, delay in enumerate(delays):
+        status, _ = nehmap("study", *study_args, kill_after=delay)
         stage = study_stage(out)
-        code2, _ = nehmap("study", str(base / "study.toml"))
-        row = {
-            "command": "study",
-            "killed": status == -signal.SIGKILL,
-            "kill_s": round(delay, 1),
+        code2, _ = nehmap("study", *study_args)
+        row = {"command": command, "killed": status == -signal.SIGKILL, "kill_s": round(delay, 1)}
+        if aimed:
+            row["aimed"] = aimed[k]
+        row |= {
             "stage": stage,
             "rerun_status": code2,
             "identical": study_outputs(out) == reference,
@@ -292,28 +307,10 @@ def trial_demo(base: Path, kills: int, rng: random.Random, args: argparse.Namesp
         flush=True,
     )
     groups = [g for g in ("segmentation", "measurement", "registration", "report") if g in windows]
-    rows = []
-    for k in range(kills):
-        aimed = groups[k % len(groups)]
-        lo, hi = windows[aimed]
-        delay = rng.uniform(lo, hi)
-        status, _ = nehmap("study", str(config), "--no-progress", kill_after=delay)
-        stage = study_stage(out)
-        code2, _ = nehmap("study", str(config), "--no-progress")
-        row = {
-            "command": "study (demo)",
-            "killed": status == -signal.SIGKILL,
-            "kill_s": round(delay, 1),
-            "aimed": aimed,
-            "stage": stage,
-            "rerun_status": code2,
-            "identical": study_outputs(out) == reference,
-            "leftovers": leftovers(out),
-        }
-        rows.append(row)
-        print(row, flush=True)
-        shutil.rmtree(out)
-    return rows
+    aimed = [groups[k % len(groups)] for k in range(kills)]
+    delays = [rng.uniform(*windows[group]) for group in aimed]
+    study_args = [str(config), "--no-progress"]
+    return kill_study_trials("study (demo)", study_args, out, reference, delays, aimed)
 
 
 # --------------------------------------------------------------------------- segment
