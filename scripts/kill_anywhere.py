@@ -19,7 +19,8 @@ With ``--demo-kills N`` the study is the one ``nehmap demo`` runs (its cohort an
 shipped weights), and the kills are spread over its stages: kill k is aimed at
 segmentation, measurement, registration or report in turn, at a moment drawn uniformly
 inside that stage's window of an uninterrupted run (read from the stage timings the
-study prints).
+study prints); a kill aimed at the report, a stage of seconds, comes at a random moment
+within the report's length after the first table is written.
 
 After every rerun no temporary file (``.*.tmp-*``) and no lock file may remain. The
 stage a kill landed in is read from the files the killed run had finished.
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +54,15 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tiny synthetic training collectio
 
 
 def nehmap(
-    *args: str, kill_after: float | None = None, stdout: list | None = None
+    *args: str,
+    kill_after: float | None = None,
+    stdout: list | None = None,
+    armed_by: Callable[[], bool] | None = None,
 ) -> tuple[int, float]:
     """Run ``nehmap ARGS``; with ``kill_after`` SIGKILL it then. (status, seconds).
 
+    With ``armed_by`` the ``kill_after`` seconds count from the moment ``armed_by()``
+    first returns true (polled every 0.2 s), not from the start.
     With ``stdout`` (a list) an uninterrupted run's standard output is appended to it.
     """
     env = dict(
@@ -76,6 +83,9 @@ def nehmap(
         if proc.returncode not in (0, 1):
             sys.stderr.write(err.decode(errors="replace")[-3000:])
         return proc.returncode, time.perf_counter() - start
+    if armed_by is not None:
+        while proc.poll() is None and not armed_by():
+            time.sleep(0.2)
     try:
         proc.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
@@ -222,17 +232,21 @@ def kill_study_trials(
     reference: dict[str, str],
     delays: list[float],
     aimed: list[str] | None = None,
+    armed_by: list[Callable[[], bool] | None] | None = None,
 ) -> list[dict]:
     """For each delay (s): run ``nehmap study STUDY_ARGS``, SIGKILL it then, note the
     stage it reached, run it again to the end and compare with ``reference``; the
     output folder ``out`` is removed after each trial. ``aimed``: the stage each kill
-    was meant for, recorded beside the stage it landed in."""
+    was meant for, recorded beside the stage it landed in. ``armed_by[k]``: kill k's
+    delay counts from the moment that test first holds (see ``nehmap``)."""
     rows = []
     for k, delay in enumerate(delays):
-        status, _ = nehmap("study", *study_args, kill_after=delay)
+        trigger = armed_by[k] if armed_by else None
+        status, elapsed = nehmap("study", *study_args, kill_after=delay, armed_by=trigger)
         stage = study_stage(out)
         code2, _ = nehmap("study", *study_args)
-        row = {"command": command, "killed": status == -signal.SIGKILL, "kill_s": round(delay, 1)}
+        # kill_s: seconds after the start at which the kill was sent (or the run ended)
+        row = {"command": command, "killed": status == -signal.SIGKILL, "kill_s": round(elapsed, 1)}
         if aimed:
             row["aimed"] = aimed[k]
         row |= {
@@ -251,9 +265,8 @@ STAGE_GROUPS = {"segment": "segmentation", "measure": "measurement",
                 "recurrence": "registration", "tables": "report", "report": "report"}  # fmt: skip
 
 
-def stage_windows(stdout: str, wall: float) -> dict[str, tuple[float, float]]:
-    """Seconds after the process started at which each stage group ran, from the
-    stage timings ``nehmap study`` prints; start-up is the wall time the stages leave."""
+def stage_timings(stdout: str) -> list[tuple[str, float]]:
+    """(stage, seconds) in order, from the stage timings ``nehmap study`` prints."""
     timings = []
     for line in stdout.splitlines():
         parts = line.split()
@@ -262,6 +275,13 @@ def stage_windows(stdout: str, wall: float) -> dict[str, tuple[float, float]]:
                 timings.append((" ".join(parts[:-2]), float(parts[-2])))
             except ValueError:
                 continue
+    return timings
+
+
+def stage_windows(stdout: str, wall: float) -> dict[str, tuple[float, float]]:
+    """Seconds after the process started at which each stage group ran, from the
+    stage timings ``nehmap study`` prints; start-up is the wall time the stages leave."""
+    timings = stage_timings(stdout)
     t = max(wall - sum(sec for _, sec in timings), 0.0)
     windows: dict[str, tuple[float, float]] = {}
     for stage, sec in timings:
@@ -308,9 +328,21 @@ def trial_demo(base: Path, kills: int, rng: random.Random, args: argparse.Namesp
     )
     groups = [g for g in ("segmentation", "measurement", "registration", "report") if g in windows]
     aimed = [groups[k % len(groups)] for k in range(kills)]
-    delays = [rng.uniform(*windows[group]) for group in aimed]
+    # The report stage lasts seconds while whole runs vary by tens of seconds, so a kill
+    # aimed at it counts from the moment the first table is on disk (the tables stage
+    # has finished), over the report stage's own length.
+    report_s = sum(sec for stage, sec in stage_timings(printed[0]) if stage == "report")
+
+    def tables_written() -> bool:
+        return any((out / "tables").glob("*.csv"))
+
+    delays = [
+        rng.uniform(0.0, 0.8 * report_s) if group == "report" else rng.uniform(*windows[group])
+        for group in aimed
+    ]
+    armed = [tables_written if group == "report" else None for group in aimed]
     study_args = [str(config), "--no-progress"]
-    return kill_study_trials("study (demo)", study_args, out, reference, delays, aimed)
+    return kill_study_trials("study (demo)", study_args, out, reference, delays, aimed, armed)
 
 
 # --------------------------------------------------------------------------- segment
