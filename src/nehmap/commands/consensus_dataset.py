@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands.nnunet import (
-    add_dataset_arguments,
-    add_link_arguments,
-    add_overwrite_argument,
-    error,
-    print_summary,
-    progress_enabled,
-)
+from nehmap.commands import nnunet as dataset_cli
 
 HELP = "build the two-level NEH consensus training set (nnU-Net layout) from segment outputs"
 
@@ -43,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: as segment; 0.5 when recomputing)",
     )
     parser.add_argument("--layout", help="force the image collection's layout")
-    add_dataset_arguments(parser)
-    add_link_arguments(parser)
-    add_overwrite_argument(parser)
+    dataset_cli.add_dataset_arguments(parser)
+    dataset_cli.add_link_arguments(parser)
+    dataset_cli.add_overwrite_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,16 +54,11 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             low=args.low,
             high=args.high,
-            dataset_id=args.dataset_id,
-            name=args.name,
-            channels=args.channels,
-            link=args.link,
-            overwrite=args.overwrite,
-            progress=progress_enabled(args),
+            **dataset_cli.write_options(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return error(exc)
+        return dataset_cli.error(exc)
     print(f"consensus dataset: {report.root} (labels 0 background, 1 NEH-low, 2 NEH-high)")
-    return print_summary(
+    return dataset_cli.print_summary(
         "written", report.cases, report.failures, placed=report.placed, notes=report.notes
     )

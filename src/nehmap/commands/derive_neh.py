@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands.nnunet import (
-    add_dataset_arguments,
-    add_link_arguments,
-    add_overwrite_argument,
-    error,
-    print_summary,
-    progress_enabled,
-)
+from nehmap.commands import nnunet as dataset_cli
 
 HELP = "derive NEH labels from a reference and a second segmentation (pseudo-ground truth)"
 
@@ -83,9 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("nnunet", "manifest"),
         help="output format (default: manifest for a manifest input, else nnunet)",
     )
-    add_dataset_arguments(parser)
-    add_link_arguments(parser)
-    add_overwrite_argument(parser)
+    dataset_cli.add_dataset_arguments(parser)
+    dataset_cli.add_link_arguments(parser)
+    dataset_cli.add_overwrite_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,15 +100,10 @@ def run(args: argparse.Namespace) -> int:
             within_wt=not args.keep_outside_wt,
             rule=args.rule,
             output_format=args.format,
-            dataset_id=args.dataset_id,
-            name=args.name,
-            channels=args.channels,
-            link=args.link,
-            overwrite=args.overwrite,
-            progress=progress_enabled(args),
+            **dataset_cli.write_options(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return error(exc)
+        return dataset_cli.error(exc)
     print(f"{report.output_format} dataset: {report.root}")
     if report.stats:
         final = sorted(s.volume_mm3("final") for s in report.stats.values())
@@ -126,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
             f"{final[mid]:.0f} mm^3 after; {sum(v == 0 for v in final)} case(s) without NEH"
         )
     print(f"  volumes: {report.volumes}")
-    return print_summary(
+    return dataset_cli.print_summary(
         "derived", report.cases, report.failures, placed=report.placed, notes=report.notes
     )

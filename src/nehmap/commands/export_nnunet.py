@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands.nnunet import (
-    add_dataset_arguments,
-    add_link_arguments,
-    add_overwrite_argument,
-    error,
-    print_summary,
-    progress_enabled,
-)
+from nehmap.commands import nnunet as dataset_cli
 
 HELP = "write a collection as an nnU-Net v2 raw dataset in nehmap's labels"
 
@@ -24,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="$nnUNet_raw (with --dataset-id/--name) or dataset folder",
     )
-    add_dataset_arguments(parser)
+    dataset_cli.add_dataset_arguments(parser)
     parser.add_argument(
         "--regions",
         action="store_true",
@@ -33,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--layout", help="force the collection's layout instead of detecting it")
     parser.add_argument("--label-scheme", help="label scheme of the collection's label files")
-    add_link_arguments(parser)
-    add_overwrite_argument(parser)
+    dataset_cli.add_link_arguments(parser)
+    dataset_cli.add_overwrite_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,20 +40,15 @@ def run(args: argparse.Namespace) -> int:
         report = export_nnunet(
             collection,
             args.out,
-            dataset_id=args.dataset_id,
-            name=args.name,
-            channels=args.channels,
             regions=args.regions,
-            link=args.link,
-            overwrite=args.overwrite,
-            progress=progress_enabled(args),
+            **dataset_cli.write_options(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return error(exc)
+        return dataset_cli.error(exc)
     print(f"nnU-Net dataset: {report.root} ({report.index.name if report.index else ''})")
     if report.unlabelled:
         print(f"  {len(report.unlabelled)} case(s) without labels went to imagesTs")
-    return print_summary(
+    return dataset_cli.print_summary(
         "exported",
         [*report.labelled, *report.unlabelled],
         report.failures,

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands.nnunet import (
-    add_link_arguments,
-    add_overwrite_argument,
-    error,
-    print_summary,
-    progress_enabled,
-)
+from nehmap.commands import nnunet as dataset_cli
 
 HELP = "write an nnU-Net v2 raw dataset as a manifest or in a public collection's layout"
 
@@ -32,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow layouts without an NEH label: write NEH where the layout's release puts "
         "non-enhancing tumour (the core label, ET/TC/WT preserved; edema in brats2021)",
     )
-    add_link_arguments(parser)
-    add_overwrite_argument(parser)
+    dataset_cli.add_link_arguments(parser)
+    dataset_cli.add_overwrite_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,16 +39,14 @@ def run(args: argparse.Namespace) -> int:
             args.dataset,
             args.out,
             layout=args.layout,
-            link=args.link,
             merge_neh=args.merge_neh,
-            overwrite=args.overwrite,
-            progress=progress_enabled(args),
+            **dataset_cli.write_options(args, dataset=False),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return error(exc)
+        return dataset_cli.error(exc)
     where = report.index if report.index is not None else report.root
     print(f"{args.layout}: {where}")
-    return print_summary(
+    return dataset_cli.print_summary(
         "imported",
         [*report.labelled, *report.unlabelled],
         report.failures,

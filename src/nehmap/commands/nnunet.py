@@ -72,6 +72,20 @@ def progress_enabled(args: argparse.Namespace) -> bool:
     return show_progress(args)
 
 
+def write_options(args: argparse.Namespace, dataset: bool = True) -> dict[str, object]:
+    """The keyword arguments of the dataset writers that come from the shared options:
+    ``link``, ``overwrite``, ``progress`` and, with ``dataset``, ``dataset_id``, ``name``
+    and ``channels``."""
+    options: dict[str, object] = {
+        "link": args.link,
+        "overwrite": args.overwrite,
+        "progress": progress_enabled(args),
+    }
+    if dataset:
+        options |= {"dataset_id": args.dataset_id, "name": args.name, "channels": args.channels}
+    return options
+
+
 def print_summary(
     what: str,
     done: Sequence[str],

@@ -108,6 +108,30 @@ def add_out(
     parser.add_argument("-o", "--out", required=required, help=what, **kwargs)
 
 
+def add_case_selection(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, unit: str = "cases"
+) -> None:
+    """``--include``, ``--exclude`` (comma lists or files of ids), ``--clinical``,
+    ``--clinical-id`` and ``--exclude-where``: which cases (or scans) an analysis keeps."""
+    parser.add_argument("--include", metavar="IDS", help=f"only these {unit} (comma list or file)")
+    parser.add_argument(
+        "--exclude",
+        metavar="IDS",
+        help=f"leave out these {unit} (comma list or file), e.g. those overlapping the "
+        "training data or with broken data",
+    )
+    parser.add_argument("--clinical", metavar="CSV", help="clinical table for --exclude-where")
+    parser.add_argument("--clinical-id", default="ID", help="id column of the clinical table (ID)")
+    parser.add_argument(
+        "--exclude-where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help=f"exclude {unit} whose clinical COLUMN equals (or with != differs from) VALUE; "
+        "repeatable",
+    )
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Whether to draw progress bars: on a terminal, without --no-progress or --quiet."""
     if getattr(args, "no_progress", False) or getattr(args, "quiet", False):

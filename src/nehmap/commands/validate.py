@@ -41,26 +41,11 @@ def _add_cohort_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder of vessel masks (<case>.nii.gz) used instead of the percentile",
     )
-    p.add_argument("--include", metavar="IDS", help="only these cases (comma list or file)")
-    p.add_argument(
-        "--exclude",
-        metavar="IDS",
-        help="leave out these cases, e.g. those overlapping the training data",
-    )
+    options.add_case_selection(p)
     p.add_argument(
         "--all-timepoints",
         action="store_true",
         help="keep post-operative and follow-up scans (default: pre-operative only)",
-    )
-    p.add_argument("--clinical", metavar="CSV", help="clinical table for --exclude-where")
-    p.add_argument("--clinical-id", default="ID", help="id column of the clinical table (ID)")
-    p.add_argument(
-        "--exclude-where",
-        action="append",
-        default=[],
-        metavar="COLUMN=VALUE",
-        help="exclude cases whose clinical COLUMN equals (or with != differs from) "
-        "VALUE; repeatable",
     )
 
 

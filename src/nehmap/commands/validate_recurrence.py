@@ -105,27 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10_000,
         help="random sign flips when the test is not exact (n > 40; 10000)",
     )
-    parser.add_argument(
-        "--exclude",
-        default="",
-        metavar="IDS",
-        help="comma-separated patient or scan IDs to leave out (e.g. a case with broken data)",
-    )
-    parser.add_argument(
-        "--include",
-        default="",
-        metavar="IDS",
-        help="only these patients or scans (comma list or a file of ids)",
-    )
-    parser.add_argument("--clinical", metavar="CSV", help="clinical table for --exclude-where")
-    parser.add_argument("--clinical-id", default="ID", help="id column of the clinical table")
-    parser.add_argument(
-        "--exclude-where",
-        action="append",
-        default=[],
-        metavar="COLUMN=VALUE",
-        help="exclude scans whose clinical COLUMN equals (or with != differs from) VALUE",
-    )
+    options.add_case_selection(parser, unit="patients or scans")
     parser.add_argument(
         "--keep-transforms",
         action="store_true",
@@ -204,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         modalities=modalities,
         mask_exclude=args.mask_exclude,
         within_mm=args.within_mm,
-        exclude=tuple(i.strip() for i in args.exclude.split(",") if i.strip()),
+        exclude=tuple(sorted(read_id_list(args.exclude))),
         keep_transforms=args.keep_transforms,
         keep_flagged=args.keep_flagged,
         n_permutations=args.permutations,
