@@ -19,8 +19,8 @@ With ``--demo-kills N`` the study is the one ``nehmap demo`` runs (its cohort an
 shipped weights), and the kills are spread over its stages: kill k is aimed at
 segmentation, measurement, registration or report in turn, at a moment drawn uniformly
 inside that stage's window of an uninterrupted run (read from the stage timings the
-study prints); a kill aimed at the report, a stage of seconds, comes at a random moment
-within the report's length after the first table is written.
+study prints); a kill aimed at measurement or the report, stages of seconds, comes at
+a random moment within the stage's length after its first output is on disk.
 
 After every rerun no temporary file (``.*.tmp-*``) and no lock file may remain. The
 stage a kill landed in is read from the files the killed run had finished.
@@ -328,19 +328,25 @@ def trial_demo(base: Path, kills: int, rng: random.Random, args: argparse.Namesp
     )
     groups = [g for g in ("segmentation", "measurement", "registration", "report") if g in windows]
     aimed = [groups[k % len(groups)] for k in range(kills)]
-    # The report stage lasts seconds while whole runs vary by tens of seconds, so a kill
-    # aimed at it counts from the moment the first table is on disk (the tables stage
-    # has finished), over the report stage's own length.
-    report_s = sum(sec for stage, sec in stage_timings(printed[0]) if stage == "report")
-
-    def tables_written() -> bool:
-        return any((out / "tables").glob("*.csv"))
-
+    # Measurement and report last seconds while whole runs vary by tens of seconds, so a
+    # kill aimed at one of them counts from its first output on disk (work/measure; the
+    # first table, written once the tables stage has finished), over the stage's length.
+    timings = stage_timings(printed[0])
+    short = {
+        "measurement": (
+            sum(sec for stage, sec in timings if stage == "measure"),
+            lambda: (out / "work" / "measure").exists(),
+        ),
+        "report": (
+            sum(sec for stage, sec in timings if stage == "report"),
+            lambda: any((out / "tables").glob("*.csv")),
+        ),
+    }
     delays = [
-        rng.uniform(0.0, 0.8 * report_s) if group == "report" else rng.uniform(*windows[group])
+        rng.uniform(0.0, 0.8 * short[group][0]) if group in short else rng.uniform(*windows[group])
         for group in aimed
     ]
-    armed = [tables_written if group == "report" else None for group in aimed]
+    armed = [short[group][1] if group in short else None for group in aimed]
     study_args = [str(config), "--no-progress"]
     return kill_study_trials("study (demo)", study_args, out, reference, delays, aimed, armed)
 
