@@ -28,7 +28,10 @@ from nehmap.metrics import (
     surface_element_areas,
     surface_metrics,
 )
-from nehmap.metrics import surface as surface_module
+from nehmap.metrics import _nearest as nearest_module
+from nehmap.metrics._grid import _euclidean
+from nehmap.metrics._nearest import nearest_distances
+from nehmap.metrics._surfels import _corner_codes
 
 torch = pytest.importorskip("torch")
 monai_metrics = pytest.importorskip("monai.metrics")
@@ -263,9 +266,77 @@ def test_two_dimensional(spacing):
     assert_close(got, deepmind_reference(pred, ref, spacing, 1.5))
 
 
-def test_kd_tree_fallback_is_exact(monkeypatch):
-    """With a tiny stencil almost every point goes through the KD-tree path."""
-    monkeypatch.setattr(surface_module, "_STENCIL_SIZE", 3)
+def far_and_disjoint_pairs():
+    """(name, pred, ref): masks centimetres apart, disjoint, or far islands; all seeded."""
+    rng = np.random.default_rng(31)
+    shape = (40, 34, 22)
+    a = blobs(rng, shape, sigma=2.0, level=0.6)
+    b = np.roll(blobs(rng, shape, sigma=2.0, level=0.6), 17, axis=0)
+    left = np.zeros(shape, bool)
+    left[2:9, 3:12, 4:10] = True
+    right = np.zeros(shape, bool)
+    right[30:38, 20:31, 12:20] = ball((8, 11, 8), (4, 5, 4), 4)
+    edge = np.zeros(shape, bool)
+    edge[0:3, 0:34, 0:4] = True  # touches four array faces, far from `right`
+    return [("shifted", a, b), ("disjoint", left, right), ("edge_vs_far", edge, right)]
+
+
+@pytest.mark.parametrize("spacing", SPACINGS + [(1.2, 1.2, 1.2)])
+@pytest.mark.parametrize("name, pred, ref", far_and_disjoint_pairs())
+def test_far_and_disjoint_pairs_match_references(name, pred, ref, spacing):
+    """Distances of centimetres (long distance-transform paths, big boxes) stay exact."""
+    assert_close(ours(pred, ref, spacing, 2.0, "voxels"), monai_reference(pred, ref, spacing, 2.0))
+    got = ours(pred, ref, spacing, 2.0, "surface_elements")
+    assert_close(got, deepmind_reference(pred, ref, spacing, 2.0))
+    if name != "shifted":
+        assert_close(
+            ours(pred, ref, spacing, 2.0, "voxels"),
+            brute_force_voxels(pred, ref, spacing, 2.05),
+            hd_abs=1e-9,
+            ratio_abs=1e-12,
+        )
+
+
+def _brute_force_nearest(src, dst, spacing):
+    """min over dst of the double-precision length of the offset, for every src point."""
+    a, b = np.argwhere(src), np.argwhere(dst)
+    offsets = (b[None, :, :] - a[:, None, :]).reshape(-1, src.ndim)
+    return _euclidean(offsets, spacing).reshape(len(a), len(b)).min(axis=1)
+
+
+@pytest.mark.parametrize(
+    "spacing",
+    [(1.0, 1.0, 1.0), (0.9375, 0.9375, 2.0), (0.7, 1.3, 2.9), (1.2, 1.2, 1.2), (0.7, 0.7, 0.7)],
+)
+def test_nearest_distances_are_the_exact_minimum(spacing):
+    """Bit for bit the smallest double-precision offset length, ties of offsets included."""
+    rng = np.random.default_rng(17)
+    shape = (36, 20, 18)
+    for _ in range(3):
+        src = rng.random(shape) < 0.01
+        dst = np.zeros(shape, bool)
+        dst[rng.integers(0, 12), :, :] = rng.random(shape[1:]) < 0.05  # a sparse far plane
+        dst[rng.integers(0, 36, 5), rng.integers(0, 20, 5), rng.integers(0, 18, 5)] = True
+        got = nearest_distances(src, dst, spacing)
+        np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
+
+
+def test_nearest_distances_two_dimensional():
+    rng = np.random.default_rng(18)
+    src, dst = rng.random((60, 45)) < 0.05, rng.random((60, 45)) < 0.01
+    for spacing in ((1.0, 1.0), (0.7, 1.9), (1.3, 1.3)):
+        got = nearest_distances(src, dst, spacing)
+        np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
+
+
+@pytest.mark.parametrize("case", ["wide_bands", "small_table"])
+def test_kd_tree_fallback_is_exact(monkeypatch, case):
+    """Force the KD-tree route for (almost) every point: same values as the references."""
+    monkeypatch.setattr(nearest_module, "_tables", {})
+    if case == "wide_bands":  # every band holds several lengths
+        monkeypatch.setattr(nearest_module, "_REL", 0.2)
+    else:  # a table too small for most distances
+        monkeypatch.setattr(nearest_module, "_TABLE_LIMIT", 30)
     rng = np.random.default_rng(21)
     for spacing in ((1.0, 1.0, 1.0), (0.7, 1.3, 2.9)):
         pred, ref = blobs(rng, (14, 16, 15)), blobs(rng, (14, 16, 15))
@@ -273,19 +344,37 @@ def test_kd_tree_fallback_is_exact(monkeypatch):
         assert_close(got, monai_reference(pred, ref, spacing, 2.0))
         got = ours(pred, ref, spacing, 2.0, "surface_elements")
         assert_close(got, deepmind_reference(pred, ref, spacing, 2.0))
+        src, dst = rng.random((20, 21, 22)) < 0.02, rng.random((20, 21, 22)) < 0.002
+        got = nearest_distances(src, dst, spacing)
+        np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
 
 
-def test_one_offset_per_call_is_exact(monkeypatch):
-    """Small test masks use the blocked lookups; force the one-offset-per-call branch."""
-    monkeypatch.setattr(surface_module, "_BLOCK_ELEMENTS", 1)
-    rng = np.random.default_rng(22)
-    pred, ref = blobs(rng, (14, 16, 15)), blobs(rng, (14, 16, 15))
-    for spacing in ((1.0, 1.0, 1.0), (0.9375, 0.9375, 2.0)):
-        assert_close(
-            ours(pred, ref, spacing, 2.0, "voxels"), monai_reference(pred, ref, spacing, 2.0)
-        )
-        got = ours(pred, ref, spacing, 2.0, "surface_elements")
-        assert_close(got, deepmind_reference(pred, ref, spacing, 2.0))
+def test_crop_is_exact_against_the_whole_grid():
+    """Cropped computation equals an all-pairs one on the uncropped, zero-padded grid."""
+    rng = np.random.default_rng(23)
+    shape = (30, 26, 20)
+    pred = np.zeros(shape, bool)
+    ref = np.zeros(shape, bool)
+    pred[0:6, 0:8, 3:9] = blobs(rng, (6, 8, 6), level=0.0)  # at the array corner
+    ref[22:30, 15:26, 12:20] = blobs(rng, (8, 11, 8), level=0.0)
+    sp = (0.9, 1.1, 2.3)
+    for method in ("voxels", "surface_elements"):
+        if method == "voxels":
+            sp_pts, sr_pts = (m & ~ndi.binary_erosion(m, border_value=0) for m in (pred, ref))
+            wp, wr = np.ones(int(sp_pts.sum())), np.ones(int(sr_pts.sum()))
+        else:  # corners of the whole grid, one voxel of background all round
+            table = surface_element_areas(sp)
+            cp, cr = (_corner_codes(np.pad(m, 1)) for m in (pred, ref))
+            sp_pts, sr_pts = (cp != 0) & (cp != 255), (cr != 0) & (cr != 255)
+            wp, wr = table[cp[sp_pts]], table[cr[sr_pts]]
+        d_pr = _brute_force_nearest(sp_pts, sr_pts, sp)
+        d_rp = _brute_force_nearest(sr_pts, sp_pts, sp)
+        m = surface_metrics(pred, ref, sp, 3.0, method)
+        assert m.hausdorff == max(d_pr.max(), d_rp.max())
+        assd = (d_pr @ wp + d_rp @ wr) / (wp.sum() + wr.sum())
+        assert m.assd == pytest.approx(assd, rel=1e-12)
+        within = (wp[d_pr <= 3.0].sum() + wr[d_rp <= 3.0].sum()) / (wp.sum() + wr.sum())
+        assert m.surface_dice == pytest.approx(within, rel=1e-12)
 
 
 @pytest.mark.parametrize("ndim", [2, 3])

@@ -20,6 +20,7 @@ __all__ = [
     "check_pair",
     "check_percentile",
     "check_spacing",
+    "check_workers",
 ]
 
 
@@ -221,3 +222,10 @@ def check_empty_penalty(value: object) -> float:
             f"empty_penalty must be None or a non-negative distance in mm, got {value!r}."
         )
     return v
+
+
+def check_workers(workers: object) -> int:
+    """Return ``workers`` (threads: a positive int, or -1 for all cores) or raise ValueError."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
+        raise ValueError(f"workers must be a positive int or -1 (all cores), got {workers!r}.")
+    return workers

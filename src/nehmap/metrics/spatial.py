@@ -45,15 +45,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 
-from nehmap.metrics._validation import check_nonnegative, check_pair, check_spacing
-from nehmap.metrics.surface import (
-    _check_workers,
-    _crop,
-    _euclidean,
-    _extent,
-    _union,
-    _voxel_boundary,
-)
+from nehmap.metrics._grid import _crop, _euclidean, _extent, _union, _voxel_boundary
+from nehmap.metrics._validation import check_nonnegative, check_pair, check_spacing, check_workers
 
 __all__ = [
     "VolumeContainment",
@@ -146,7 +139,7 @@ def mean_edge_distance(
         If the masks are not binary or differ in shape, or the spacing is invalid.
     """
     a_, b_, s = _pair(a, b, spacing)
-    d = _edge_distances(a_, b_, s, _check_workers(workers))
+    d = _edge_distances(a_, b_, s, check_workers(workers))
     return math.nan if d is None else float(d.mean())
 
 
@@ -185,7 +178,7 @@ def fraction_near_edge(
     """
     a_, b_, s = _pair(a, b, spacing)
     r = check_nonnegative(within_mm, "within_mm")
-    d = _edge_distances(a_, b_, s, _check_workers(workers), upper_mm=r)
+    d = _edge_distances(a_, b_, s, check_workers(workers), upper_mm=r)
     return math.nan if d is None else float(np.count_nonzero(d <= r) / d.size)
 
 

@@ -3,9 +3,7 @@ r"""Surface-distance metrics of two binary masks, in mm: HD95, Hausdorff, ASSD, 
 All distances are physical: ``spacing`` gives the voxel size in mm along each array axis
 (in array-axis order), so anisotropic voxels are handled exactly. Two conventions for
 "the surface of a mask" are implemented. Both are exact re-implementations of widely used
-reference code, written for speed: only the bounding box of the two masks is ever
-touched, and nearest surface points are found with a sorted neighbourhood stencil around
-each surface point, falling back to a KD-tree for the few points farther away.
+reference code; the section "Computation" below says how they are computed.
 
 Convention ``method="voxels"`` (the MONAI 1.6 defaults)
 -------------------------------------------------------
@@ -83,19 +81,42 @@ The reference implementations return NaN or infinity here; nehmap uses fixed val
 * both masks empty: HD95 = Hausdorff = ASSD = 0 mm and surface Dice = 1;
 * exactly one empty: surface Dice = 0 and the distances are NaN, or ``empty_penalty``
   (e.g. 373.13 mm, the diagonal of the 240x240x155 BraTS grid) when one is given.
+
+Computation
+-----------
+Both masks are cropped to the bounding box of their union, grown by one background voxel
+(the outside of the array is background in both conventions, so the grown box sees the
+same surfaces as the whole array). The surface points of each mask (boundary-voxel
+centres, or surface-element corners) are found in that box, and the distance from each
+surface point of one mask to the nearest surface point of the other comes from a
+Euclidean distance transform of the other's surface points (:mod:`nehmap.metrics._nearest`,
+on the ``edt`` library), once in each direction.
+
+*The crop is exact.* A distance transform gives each grid point the distance to the
+nearest *marked* point of its array: only the surface points of the other mask are
+marked, and they all lie in the box, so the minimum over the box is the minimum over the
+whole grid. Nothing outside the box is needed, because no distance is measured to the
+background (a transform of a mask's complement, as for signed distances, would need the
+true background around the box; this one does not). The tests compare cropped results
+with an all-pairs computation on the uncropped grid.
+
+*The values are exact.* Every distance is :math:`\sqrt{\sum_i (k_i s_i)^2}` in double
+precision for the nearest integer offset :math:`k`, the same number a brute-force search
+gives: the single-precision transform only selects the candidate lengths, see
+:mod:`nehmap.metrics._nearest`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
-from functools import cache, lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.spatial import cKDTree
 
+from nehmap.metrics._grid import _crop, _extent, _union, _voxel_boundary
+from nehmap.metrics._nearest import nearest_distances
+from nehmap.metrics._surfels import _corner_codes, surface_element_areas
 from nehmap.metrics._validation import (
     check_empty_penalty,
     check_ndim,
@@ -103,6 +124,7 @@ from nehmap.metrics._validation import (
     check_pair,
     check_percentile,
     check_spacing,
+    check_workers,
 )
 
 __all__ = [
@@ -119,434 +141,44 @@ __all__ = [
 METHODS: tuple[str, ...] = ("voxels", "surface_elements")
 """The two surface conventions, see the module docstring."""
 
-# Number of neighbourhood offsets tried before falling back to a KD-tree (speed only:
-# results are exact either way).
-_STENCIL_SIZE = 250
-# Lookups per vectorised call once few points remain (see _SurfacePair.nearest).
-_BLOCK_ELEMENTS = 16384
-# Switch to the KD-tree when the last _PATIENCE offsets resolved under this share of the
-# points still unresolved (speed only).
-_PATIENCE = 16
-_MIN_RESOLVED = 0.05
-
-
-# --------------------------------------------------------------------------------------
-# Bounding boxes and crops
-# --------------------------------------------------------------------------------------
-
-
-def _any_per_row(rows: np.ndarray) -> np.ndarray:
-    """``rows.any(axis=1)`` for a 2D boolean array, reading 8 bytes at a time if possible."""
-    if rows.flags.c_contiguous and rows.shape[1] % 8 == 0 and rows.shape[1] > 0:
-        return rows.view(np.uint64).any(axis=1)
-    return rows.any(axis=1)
-
-
-def _extent(mask: np.ndarray) -> list[tuple[int, int]] | None:
-    """Inclusive index range ``(lo, hi)`` of the foreground along each axis, or None if empty."""
-    if mask.size == 0:
-        return None
-    if mask.ndim > 1 and mask.flags.f_contiguous and not mask.flags.c_contiguous:
-        # Fortran order (as nibabel returns NIfTI data): scan the transpose, no copy.
-        flipped = _extent(mask.T)
-        return None if flipped is None else flipped[::-1]
-    rows = _any_per_row(np.ascontiguousarray(mask).reshape(mask.shape[0], -1))
-    nz = np.flatnonzero(rows)
-    if nz.size == 0:
-        return None
-    lo, hi = int(nz[0]), int(nz[-1])
-    if mask.ndim == 1:
-        return [(lo, hi)]
-    projection = np.logical_or.reduce(mask[lo : hi + 1], axis=0)
-    rest = _extent(projection)
-    assert rest is not None
-    return [(lo, hi), *rest]
-
-
-def _union(
-    a: list[tuple[int, int]] | None, b: list[tuple[int, int]] | None
-) -> list[tuple[int, int]] | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return [(min(x[0], y[0]), max(x[1], y[1])) for x, y in zip(a, b, strict=True)]
-
-
-def _crop(mask: np.ndarray, extent: list[tuple[int, int]], margin: int) -> np.ndarray:
-    """Copy of ``mask[extent]`` grown by ``margin`` voxels, zero outside the array."""
-    out = np.zeros([hi - lo + 1 + 2 * margin for lo, hi in extent], dtype=bool)
-    src, dst = [], []
-    for (lo, hi), n in zip(extent, mask.shape, strict=True):
-        a, b = max(lo - margin, 0), min(hi + margin + 1, n)
-        src.append(slice(a, b))
-        dst.append(slice(a - (lo - margin), b - (lo - margin)))
-    out[tuple(dst)] = mask[tuple(src)]
-    return out
-
-
-def _voxel_boundary(box: np.ndarray) -> np.ndarray:
-    """Boundary voxels ``box & ~erode(box)`` (face connectivity) of a zero-margined box.
-
-    ``box`` must be background on its outer one-voxel layer, which makes this identical to
-    an erosion that treats everything outside the original array as background.
-    """
-    core = (slice(1, -1),) * box.ndim
-    interior = box[core].copy()
-    for axis in range(box.ndim):
-        for start in (0, 2):
-            sl = [slice(1, -1)] * box.ndim
-            sl[axis] = slice(start, start + box.shape[axis] - 2)
-            interior &= box[tuple(sl)]
-    boundary = box.copy()
-    boundary[core] &= ~interior
-    return boundary
-
-
-# --------------------------------------------------------------------------------------
-# Surface elements: neighbourhood codes and their areas
-# --------------------------------------------------------------------------------------
-
-
-def _corner_codes(box: np.ndarray) -> np.ndarray:
-    """Neighbourhood code of every voxel corner of a zero-margined box.
-
-    ``code[c]`` encodes the 2**ndim voxels ``box[c + delta]``, ``delta`` in {0, 1}**ndim,
-    the voxel at offset ``delta`` setting bit ``2**ndim - 1 - (delta read as a binary
-    number)``. The result has one element fewer than ``box`` along every axis. It is built
-    one axis at a time, last axis first: pairing neighbours along an axis doubles the
-    number of bits per element.
-    """
-    code = box.view(np.uint8)
-    width = 1
-    for axis in range(box.ndim - 1, -1, -1):
-        lower = [slice(None)] * box.ndim
-        upper = [slice(None)] * box.ndim
-        lower[axis] = slice(0, -1)
-        upper[axis] = slice(1, None)
-        code = (code[tuple(lower)] << np.uint8(width)) | code[tuple(upper)]
-        width *= 2
-    return code
-
-
-def _square_cycle(free_axes: tuple[int, int], fixed: dict[int, int], ndim: int):
-    """The four corners of a square face of the unit cell, in cyclic order."""
-    corners = []
-    for u, w in ((0, 0), (0, 1), (1, 1), (1, 0)):
-        c = [0] * ndim
-        for axis, value in fixed.items():
-            c[axis] = value
-        c[free_axes[0]], c[free_axes[1]] = u, w
-        corners.append(tuple(c))
-    return corners
-
-
-def _face_segments(cycle, marked):
-    """Segments (pairs of edge midpoints) where the surface crosses one square face."""
-    flags = [c in marked for c in cycle]
-    count = sum(flags)
-    if count in (0, 4):
-        return []
-
-    def mid(i, j):
-        return tuple((a + b) / 2 for a, b in zip(cycle[i % 4], cycle[j % 4], strict=True))
-
-    if count == 2 and flags[0] == flags[2]:  # diagonal pair: cut each marked corner off
-        return [(mid(i, i - 1), mid(i, i + 1)) for i in range(4) if flags[i]]
-    cuts = [mid(i, i + 1) for i in range(4) if flags[i] != flags[(i + 1) % 4]]
-    return [tuple(cuts)]
-
-
-def _loops(segments):
-    """Chain segments that share end points into closed polygons (vertex lists)."""
-    neighbours: dict[tuple, list[tuple]] = {}
-    for a, b in segments:
-        neighbours.setdefault(a, []).append(b)
-        neighbours.setdefault(b, []).append(a)
-    loops, seen = [], set()
-    for start in neighbours:
-        if start in seen:
-            continue
-        loop, prev, cur = [start], None, start
-        seen.add(start)
-        while True:
-            a, b = neighbours[cur]
-            nxt = b if a == prev else a
-            if nxt == start:
-                break
-            loop.append(nxt)
-            seen.add(nxt)
-            prev, cur = cur, nxt
-        loops.append(np.array(loop, dtype=np.float64))
-    return loops
-
-
-def _triangulations(n: int) -> list[list[tuple[int, int, int]]]:
-    """All triangulations of a polygon with vertices 0..n-1 (as vertex-index triples)."""
-
-    @cache
-    def between(i: int, j: int) -> tuple:
-        if j - i < 2:
-            return ((),)
-        out = []
-        for k in range(i + 1, j):
-            for left in between(i, k):
-                for right in between(k, j):
-                    out.append((*left, *right, (i, k, j)))
-        return tuple(out)
-
-    return [list(t) for t in between(0, n - 1)]
-
-
-def _largest_triangulation(poly: np.ndarray) -> np.ndarray:
-    """Area vectors (voxel units) of the triangulation of ``poly`` with the largest area."""
-    best, best_area = None, -1.0
-    for tris in _triangulations(len(poly)):
-        i, j, k = np.array(tris).T
-        vecs = 0.5 * np.cross(poly[j] - poly[i], poly[k] - poly[i])
-        area = float(np.sqrt((vecs**2).sum(axis=1)).sum())
-        if area > best_area + 1e-12:
-            best, best_area = vecs, area
-    assert best is not None
-    return best
-
-
-@cache
-def _surface_pieces(ndim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pieces of the surface inside the unit cell, for every neighbourhood code.
-
-    Returns ``(codes, vectors)``: piece ``i`` belongs to code ``codes[i]``; in 3D
-    ``vectors[i]`` is a triangle's area vector, in 2D a contour segment, in voxel units.
-    """
-    n_corners = 2**ndim
-    corners = list(itertools.product((0, 1), repeat=ndim))
-    if ndim == 2:
-        faces = [_square_cycle((0, 1), {}, 2)]
-    else:
-        faces = []
-        for axis in range(3):
-            free = tuple(a for a in range(3) if a != axis)
-            for value in (0, 1):
-                faces.append(_square_cycle(free, {axis: value}, 3))
-    codes, vectors = [], []
-    for code in range(2**n_corners):
-        inside = {c for i, c in enumerate(corners) if code >> (n_corners - 1 - i) & 1}
-        marked = inside if 2 * len(inside) <= n_corners else set(corners) - inside
-        segments = [s for face in faces for s in _face_segments(face, marked)]
-        if ndim == 2:
-            pieces = [np.subtract(b, a) for a, b in segments]
-        else:
-            pieces = [v for poly in _loops(segments) for v in _largest_triangulation(poly)]
-        codes.extend([code] * len(pieces))
-        vectors.extend(pieces)
-    codes_arr = np.array(codes, dtype=np.intp)
-    vectors_arr = np.array(vectors, dtype=np.float64).reshape(-1, ndim)
-    codes_arr.setflags(write=False)
-    vectors_arr.setflags(write=False)
-    return codes_arr, vectors_arr
-
-
-@lru_cache(maxsize=64)
-def surface_element_areas(spacing: tuple[float, ...]) -> np.ndarray:
-    """Area in mm² (2D: length in mm) of the surface element of every neighbourhood code.
-
-    Parameters
-    ----------
-    spacing : tuple of float
-        Voxel size in mm per axis (2 or 3 values).
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (256,) in 3D or (16,) in 2D
-        Indexed by the neighbourhood code described in the module docstring; entries 0
-        and all-ones are 0. The array is read-only.
-    """
-    ndim = len(spacing)
-    check_ndim(ndim, (2, 3), "surface_elements")
-    codes, vectors = _surface_pieces(ndim)
-    s = np.asarray(spacing, dtype=np.float64)
-    scale = s if ndim == 2 else np.array([s[1] * s[2], s[0] * s[2], s[0] * s[1]])
-    measures = np.sqrt(((vectors * scale) ** 2).sum(axis=1))
-    table = np.bincount(codes, weights=measures, minlength=2 ** (2**ndim))
-    table.setflags(write=False)
-    return table
-
-
-# --------------------------------------------------------------------------------------
-# Nearest surface points
-# --------------------------------------------------------------------------------------
-
-
-def _euclidean(offsets: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """``sqrt(sum_i (offset_i * s_i)**2)`` for integer offsets of shape (n, ndim).
-
-    The sum runs over the axes in order, like scipy's Euclidean distance transform, so an
-    offset always gives the same, bit-identical distance.
-    """
-    total = np.zeros(len(offsets), dtype=np.float64)
-    for axis, s in enumerate(spacing):
-        total += (offsets[:, axis].astype(np.float64) * s) ** 2
-    return np.sqrt(total)
-
-
-@lru_cache(maxsize=32)
-def _stencil(spacing: tuple[float, ...], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All integer offsets within a ball of about ``size`` voxels, sorted by length in mm.
-
-    Returns ``(offsets, lengths)`` with ``offsets`` of shape (k, ndim). The set is complete:
-    every offset no longer than the longest one listed is included.
-    """
-    ndim = len(spacing)
-    s = np.asarray(spacing, dtype=np.float64)
-    unit_ball = math.pi ** (ndim / 2) / math.gamma(ndim / 2 + 1)
-    radius = (size * float(np.prod(s)) / unit_ball) ** (1.0 / ndim)
-    radius = max(radius, float(s.max()))  # at least the face neighbours
-    reach = np.floor(radius / s).astype(int)
-    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
-    offsets = np.stack([g.ravel() for g in grids], axis=1)
-    lengths = _euclidean(offsets, spacing)
-    keep = lengths <= radius
-    offsets, lengths = offsets[keep], lengths[keep]
-    order = np.lexsort((*offsets.T[::-1], lengths))
-    offsets, lengths = offsets[order], lengths[order]
-    offsets.setflags(write=False)
-    lengths.setflags(write=False)
-    return offsets, lengths
-
 
 @dataclass(frozen=True)
-class _Grouped:
-    """Distances of one direction, grouped into runs of non-decreasing values.
-
-    ``values[g]`` is the distance (mm) of group ``g``, ``counts[g]`` how many surface
-    points it holds and ``weights[g]`` their summed weight (count or area).
-    """
+class _Directed:
+    """Distances (mm) of one direction in increasing order, with each point's weight."""
 
     values: np.ndarray
-    counts: np.ndarray
     weights: np.ndarray
 
-    @property
-    def n(self) -> int:
-        return int(self.counts.sum())
+    @classmethod
+    def of(cls, distances: np.ndarray, weights: np.ndarray) -> _Directed:
+        order = np.argsort(distances, kind="stable")
+        return cls(distances[order], weights[order])
 
 
-class _SurfacePair:
-    """Two point sets on a common grid, ready for nearest-neighbour queries both ways."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], workers: int):
-        self.spacing = spacing
-        self.workers = workers
-        self.offsets, self.lengths = _stencil(spacing, _STENCIL_SIZE)
-        reach = np.abs(self.offsets).max(axis=0)
-        # Pad by the stencil's reach so that every lookup stays inside the array.
-        shape = tuple(int(n + 2 * r) for n, r in zip(a.shape, reach, strict=True))
-        inner = tuple(slice(int(r), int(r) + n) for n, r in zip(a.shape, reach, strict=True))
-        self.a = np.zeros(shape, dtype=bool)
-        self.b = np.zeros(shape, dtype=bool)
-        self.a[inner], self.b[inner] = a, b
-        strides = np.array(self.a.strides, dtype=np.intp) // self.a.itemsize
-        self.linear_offsets = self.offsets @ strides
-        self.a_lin = np.flatnonzero(self.a)
-        self.b_lin = np.flatnonzero(self.b)
-
-    def nearest(self, forward: bool, weights_of_src: np.ndarray | None) -> _Grouped:
-        """Distances from every point of one set to the nearest point of the other."""
-        if forward:
-            src_lin, dst, dst_lin = self.a_lin, self.b.ravel(), self.b_lin
-        else:
-            src_lin, dst, dst_lin = self.b_lin, self.a.ravel(), self.a_lin
-        n = src_lin.size
-        key = np.empty(n, dtype=np.intp)
-        todo = np.arange(n)
-        todo_lin = src_lin
-        steps = self.linear_offsets
-        k = 0
-        mark_k, mark_n = 0, n
-        while k < len(steps) and todo.size:
-            # Try the offsets in order of length; the first one landing on the other set
-            # gives the nearest distance. Once few points are left, several offsets are
-            # tried per call (the first hit of each row wins) to save interpreter overhead.
-            block = max(1, min(len(steps) - k, _BLOCK_ELEMENTS // todo.size))
-            if block == 1:
-                hit = dst[todo_lin + steps[k]]
-                first = None
-            else:
-                hits = dst[todo_lin[:, None] + steps[None, k : k + block]]
-                hit = hits.any(axis=1)
-                first = hits.argmax(axis=1)
-            if hit.any():
-                key[todo[hit]] = k if first is None else k + first[hit]
-                miss = ~hit
-                todo, todo_lin = todo[miss], todo_lin[miss]
-            k += block
-            if k - mark_k >= _PATIENCE:
-                # Points that the last offsets hardly resolved are far away: hand them to
-                # the KD-tree rather than trying every remaining offset.
-                if todo.size > (1.0 - _MIN_RESOLVED) * mark_n and len(steps) - k > _PATIENCE:
-                    break
-                mark_k, mark_n = k, todo.size
-        # Offsets 0..k-1 were tried, so every point left is at least lengths[k - 1] away:
-        # the distance groups stay sorted when the KD-tree results are appended.
-        values = self.lengths[:k]
-        n_stencil = k
-        if todo.size:
-            # Farther than the stencil reaches: exact nearest neighbours from a KD-tree.
-            shape = self.a.shape
-            src_idx = np.stack(np.unravel_index(todo_lin, shape), axis=1)
-            dst_idx = np.stack(np.unravel_index(dst_lin, shape), axis=1)
-            s = np.asarray(self.spacing)
-            tree = cKDTree(dst_idx * s, leafsize=32, balanced_tree=False, compact_nodes=False)
-            _, nearest = tree.query(src_idx * s, k=1, workers=self.workers)
-            far = _euclidean(dst_idx[nearest] - src_idx, self.spacing)
-            order = np.argsort(far, kind="stable")
-            key[todo[order]] = n_stencil + np.arange(todo.size)
-            values = np.concatenate([values, far[order]])
-        counts = np.bincount(key, minlength=len(values))
-        if weights_of_src is None:
-            weights = counts.astype(np.float64)
-        else:
-            weights = np.bincount(key, weights=weights_of_src, minlength=len(values))
-        used = counts > 0
-        return _Grouped(values[used], counts[used], weights[used])
-
-
-# --------------------------------------------------------------------------------------
-# Statistics of grouped distances
-# --------------------------------------------------------------------------------------
-
-
-def _linear_percentile(g: _Grouped, q: float) -> float:
+def _linear_percentile(d: _Directed, q: float) -> float:
     """Percentile with linear interpolation between order statistics (numpy's default)."""
-    cum = np.cumsum(g.counts)
-    h = (cum[-1] - 1) * (q / 100.0)
+    n = len(d.values)
+    h = (n - 1) * (q / 100.0)
     lo = math.floor(h)
-    hi = min(lo + 1, int(cum[-1]) - 1)
-    a = float(g.values[np.searchsorted(cum, lo, side="right")])
-    b = float(g.values[np.searchsorted(cum, hi, side="right")])
+    a, b = float(d.values[lo]), float(d.values[min(lo + 1, n - 1)])
     t = h - lo
     return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
 
 
-def _area_percentile(g: _Grouped, q: float) -> float:
+def _area_percentile(d: _Directed, q: float) -> float:
     """Distance of the first element whose cumulative area fraction reaches ``q`` %."""
-    cum = np.cumsum(g.weights) / np.sum(g.weights)
+    cum = np.cumsum(d.weights) / np.sum(d.weights)
     idx = int(np.searchsorted(cum, q / 100.0))
-    return float(g.values[min(idx, len(g.values) - 1)])
+    return float(d.values[min(idx, len(d.values) - 1)])
 
 
-def _within(g: _Grouped, tolerance: float, single_precision: bool) -> float:
+def _within(d: _Directed, tolerance: float, single_precision: bool) -> float:
     """Total weight of the points whose distance is within ``tolerance`` (``<=``)."""
     if single_precision:
-        ok = g.values.astype(np.float32) <= np.float32(tolerance)
+        ok = d.values.astype(np.float32) <= np.float32(tolerance)
     else:
-        ok = g.values <= tolerance
-    return float(g.weights[ok].sum())
-
-
-# --------------------------------------------------------------------------------------
-# Public API
-# --------------------------------------------------------------------------------------
+        ok = d.values <= tolerance
+    return float(d.weights[ok].sum())
 
 
 @dataclass(frozen=True)
@@ -599,12 +231,6 @@ def _check_method(method: object) -> str:
     return str(method)
 
 
-def _check_workers(workers: object) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
-        raise ValueError(f"workers must be a positive int or -1 (all cores), got {workers!r}.")
-    return workers
-
-
 def surface_metrics(
     pred: ArrayLike,
     ref: ArrayLike,
@@ -638,7 +264,7 @@ def surface_metrics(
     empty_penalty : float or None, default None
         Distance in mm reported when exactly one mask is empty; NaN when None.
     workers : int, default 1
-        Threads for the KD-tree queries of far-away surface points (-1: all cores).
+        Threads for the distance transforms (-1: all cores).
 
     Returns
     -------
@@ -660,7 +286,7 @@ def surface_metrics(
     method = _check_method(method)
     q = check_percentile(percentile)
     penalty = check_empty_penalty(empty_penalty)
-    workers = _check_workers(workers)
+    workers = check_workers(workers)
 
     extent_p, extent_r = _extent(p), _extent(r)
     if extent_p is None or extent_r is None:
@@ -670,32 +296,46 @@ def surface_metrics(
     extent = _union(extent_p, extent_r)
     assert extent is not None
     box_p, box_r = _crop(p, extent, 1), _crop(r, extent, 1)
+    voxels = method == "voxels"
+    if voxels:
+        surf_p, surf_r = _voxel_boundary(box_p), _voxel_boundary(box_r)
+        weight_p = np.ones(int(surf_p.sum()))
+        weight_r = np.ones(int(surf_r.sum()))
+    else:
+        table = surface_element_areas(s)
+        code_p, code_r = _corner_codes(box_p), _corner_codes(box_r)
+        full = np.uint8(2 ** (2**p.ndim) - 1)
+        surf_p = (code_p != 0) & (code_p != full)
+        surf_r = (code_r != 0) & (code_r != full)
+        weight_p, weight_r = table[code_p[surf_p]], table[code_r[surf_r]]
+    d_pr = _Directed.of(nearest_distances(surf_p, surf_r, s, workers), weight_p)
+    d_rp = _Directed.of(nearest_distances(surf_r, surf_p, s, workers), weight_r)
 
-    if method == "voxels":
-        pair = _SurfacePair(_voxel_boundary(box_p), _voxel_boundary(box_r), s, workers)
-        d_pr = pair.nearest(True, None)
-        d_rp = pair.nearest(False, None)
-        hd_q = max(_linear_percentile(d_pr, q), _linear_percentile(d_rp, q))
-        hd_max = max(float(d_pr.values[-1]), float(d_rp.values[-1]))
-        total = d_pr.n + d_rp.n
-        within = _within(d_pr, tol, True) + _within(d_rp, tol, True)
-        mean = (float(d_pr.values @ d_pr.counts) + float(d_rp.values @ d_rp.counts)) / total
-        return SurfaceMetrics(hd_q, hd_max, mean, within / total, q, tol, method)
+    percentile_of = _linear_percentile if voxels else _area_percentile
+    hd_q = max(percentile_of(d_pr, q), percentile_of(d_rp, q))
+    hd_max = max(percentile_of(d_pr, 100.0), percentile_of(d_rp, 100.0))
+    total = float(d_pr.weights.sum()) + float(d_rp.weights.sum())
+    within = _within(d_pr, tol, voxels) + _within(d_rp, tol, voxels)
+    mean = (float(d_pr.values @ d_pr.weights) + float(d_rp.values @ d_rp.weights)) / total
+    return SurfaceMetrics(hd_q, hd_max, mean, within / total, q, tol, method)
 
-    table = surface_element_areas(s)
-    code_p, code_r = _corner_codes(box_p), _corner_codes(box_r)
-    full = np.uint8(2 ** (2**p.ndim) - 1)
-    surf_p = (code_p != 0) & (code_p != full)
-    surf_r = (code_r != 0) & (code_r != full)
-    pair = _SurfacePair(surf_p, surf_r, s, workers)
-    d_pr = pair.nearest(True, table[code_p[surf_p]])
-    d_rp = pair.nearest(False, table[code_r[surf_r]])
-    hd_q = max(_area_percentile(d_pr, q), _area_percentile(d_rp, q))
-    hd_max = max(_area_percentile(d_pr, 100.0), _area_percentile(d_rp, 100.0))
-    area = float(d_pr.weights.sum()) + float(d_rp.weights.sum())
-    within = _within(d_pr, tol, False) + _within(d_rp, tol, False)
-    mean = (float(d_pr.values @ d_pr.weights) + float(d_rp.values @ d_rp.weights)) / area
-    return SurfaceMetrics(hd_q, hd_max, mean, within / area, q, tol, method)
+
+def _one_metric(
+    field: str,
+    pred: ArrayLike,
+    ref: ArrayLike,
+    spacing: tuple[float, ...],
+    tolerance_mm: float,
+    method: str,
+    percentile: float,
+    empty_penalty: float | None,
+    workers: int,
+) -> float:
+    """One field of :func:`surface_metrics`: the one implementation behind the wrappers."""
+    metrics = surface_metrics(
+        pred, ref, spacing, tolerance_mm, method, percentile, empty_penalty, workers=workers
+    )
+    return float(getattr(metrics, field))
 
 
 def hd95(
@@ -723,7 +363,7 @@ def hd95(
     empty_penalty : float or None, default None
         Value returned when exactly one mask is empty; NaN when None.
     workers : int, default 1
-        Threads for KD-tree queries (-1: all cores).
+        Threads for the distance transforms (-1: all cores).
 
     Returns
     -------
@@ -735,9 +375,9 @@ def hd95(
     ValueError
         On invalid masks, spacing or method (see :func:`surface_metrics`).
     """
-    return surface_metrics(
-        pred, ref, spacing, 0.0, method, 95.0, empty_penalty, workers=workers
-    ).hd_percentile
+    return _one_metric(
+        "hd_percentile", pred, ref, spacing, 0.0, method, 95.0, empty_penalty, workers
+    )
 
 
 def hausdorff(
@@ -759,9 +399,7 @@ def hausdorff(
         Hausdorff distance in mm; 0.0 when both masks are empty, NaN (or
         ``empty_penalty``) when exactly one is.
     """
-    return surface_metrics(
-        pred, ref, spacing, 0.0, method, 100.0, empty_penalty, workers=workers
-    ).hausdorff
+    return _one_metric("hausdorff", pred, ref, spacing, 0.0, method, 100.0, empty_penalty, workers)
 
 
 def average_surface_distance(
@@ -787,9 +425,7 @@ def average_surface_distance(
         ASSD in mm; 0.0 when both masks are empty, NaN (or ``empty_penalty``) when
         exactly one is.
     """
-    return surface_metrics(
-        pred, ref, spacing, 0.0, method, 95.0, empty_penalty, workers=workers
-    ).assd
+    return _one_metric("assd", pred, ref, spacing, 0.0, method, 95.0, empty_penalty, workers)
 
 
 def surface_dice(
@@ -817,7 +453,7 @@ def surface_dice(
         (comparison in float32, as MONAI). ``"surface_elements"``: share of surface area,
         as DeepMind's ``compute_surface_dice_at_tolerance``.
     workers : int, default 1
-        Threads for KD-tree queries (-1: all cores).
+        Threads for the distance transforms (-1: all cores).
 
     Returns
     -------
@@ -829,6 +465,6 @@ def surface_dice(
     ValueError
         On invalid masks, spacing, tolerance or method.
     """
-    return surface_metrics(
-        pred, ref, spacing, tolerance_mm, method, 95.0, None, workers=workers
-    ).surface_dice
+    return _one_metric(
+        "surface_dice", pred, ref, spacing, tolerance_mm, method, 95.0, None, workers
+    )

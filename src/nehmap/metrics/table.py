@@ -16,9 +16,10 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from nehmap.labels import LABEL_NAMES, REGIONS, TUMOUR_LABELS
+from nehmap.metrics._grid import _extent, _union
 from nehmap.metrics._validation import check_empty_penalty, check_nonnegative, check_spacing
 from nehmap.metrics.overlap import dice, jaccard
-from nehmap.metrics.surface import METHODS, _extent, _union, surface_metrics
+from nehmap.metrics.surface import METHODS, surface_metrics
 
 __all__ = ["DEFAULT_METRICS", "DEFAULT_REGIONS", "METRIC_NAMES", "evaluate_labels"]
 
