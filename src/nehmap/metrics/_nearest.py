@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 
 import edt
 import numpy as np
@@ -44,6 +45,12 @@ _REL = 4e-6
 _ABS = 1e-9
 # Most orthant offsets a length table may hold (memory: 8 bytes each while sorting).
 _TABLE_LIMIT = 4_000_000
+# Offsets in the stencil tried before the distance transform, lookups per vectorised
+# call, and voxels by which the transform's box is grown around the remaining points
+# (all three for speed only: the results are exact either way).
+_STENCIL_SIZE = 250
+_BLOCK = 16384
+_GROW = 24
 _tables: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
 
 
@@ -75,10 +82,6 @@ def _lengths(spacing: tuple[float, ...], radius: float) -> tuple[float, np.ndarr
     return table
 
 
-def _threads(workers: int) -> int:
-    return (os.cpu_count() or 1) if workers == -1 else workers
-
-
 def _ball_minimum(
     src: np.ndarray, dst: np.ndarray, reach: np.ndarray, spacing: tuple[float, ...], workers: int
 ) -> np.ndarray:
@@ -97,6 +100,109 @@ def _ball_minimum(
     near = dst[np.concatenate(found).astype(np.intp)]
     lengths = _euclidean(near - np.repeat(src, sizes, axis=0), spacing)
     return np.minimum.reduceat(lengths, np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+
+
+@lru_cache(maxsize=32)
+def _stencil(spacing: tuple[float, ...], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (k, ndim) of a small ball, sorted by length (mm), then lexicographically.
+
+    Returns ``(offsets, lengths)``. The ball is complete: every offset no longer than the
+    last one is listed. It holds about ``size`` offsets.
+    """
+    s = np.asarray(spacing, dtype=np.float64)
+    unit_ball = math.pi ** (len(s) / 2) / math.gamma(len(s) / 2 + 1)
+    radius = max((size * float(np.prod(s)) / unit_ball) ** (1 / len(s)), s.max())
+    reach = np.floor(radius / s).astype(int)
+    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
+    offsets = np.stack([g.ravel() for g in grids], axis=1)
+    lengths = _euclidean(offsets, spacing)
+    keep = lengths <= radius
+    order = np.lexsort((*offsets[keep].T[::-1], lengths[keep]))
+    return offsets[keep][order], lengths[keep][order]
+
+
+def _stencil_pass(src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...]):
+    """Exact distances of the points of ``src_idx`` whose nearest point of ``dst`` is close.
+
+    Tries the stencil's offsets in order of length: the first that lands on ``dst`` gives
+    the smallest length. Returns ``(found, lengths)``: a mask over ``src_idx`` and the
+    distances of the points found.
+    """
+    offsets, lengths = _stencil(spacing, _STENCIL_SIZE)
+    reach = np.abs(offsets).max(axis=0)
+    padded = np.pad(dst, [(int(r), int(r)) for r in reach])
+    strides = np.array(padded.strides) // padded.itemsize
+    padded = padded.ravel()
+    steps = offsets @ strides
+    todo = np.arange(len(src_idx))
+    lin = (src_idx + reach) @ strides
+    hit_at = np.full(len(src_idx), -1)
+    k = 0
+    while k < len(steps) and todo.size:
+        block = max(1, min(len(steps) - k, _BLOCK // todo.size))
+        hits = padded[lin[todo, None] + steps[None, k : k + block]]
+        hit = hits.any(axis=1)
+        hit_at[todo[hit]] = k + hits[hit].argmax(axis=1)
+        todo = todo[~hit]
+        k += block
+    found = hit_at >= 0
+    return found, lengths[hit_at[found]]
+
+
+def _transform(
+    src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...], workers: int
+) -> np.ndarray:
+    """Single-precision squared distance (mm²) from each point of ``src_idx`` to ``dst``.
+
+    The transform runs on the box around the points grown by ``_GROW`` voxels (clipped to
+    the array). A value is kept when the ball it spans around its point stays inside that
+    box wherever the box was clipped short of the array: no point of ``dst`` outside the
+    box can then be nearer. Other points are redone on the whole array.
+    """
+    parallel = (os.cpu_count() or 1) if workers == -1 else workers
+    shape = np.array(dst.shape)
+    lo = np.maximum(src_idx.min(axis=0) - _GROW, 0)
+    hi = np.minimum(src_idx.max(axis=0) + _GROW + 1, shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    local = np.ascontiguousarray(~dst[box]).view(np.uint8)
+    squared = edt.edtsq(local, anisotropy=spacing, parallel=parallel)[tuple((src_idx - lo).T)]
+    squared = squared.astype(np.float64)
+    s = np.asarray(spacing)
+    room = np.full(len(src_idx), np.inf)
+    for axis in range(len(s)):
+        if lo[axis] > 0:
+            room = np.minimum(room, (src_idx[:, axis] - lo[axis] + 1) * s[axis])
+        if hi[axis] < shape[axis]:
+            room = np.minimum(room, (hi[axis] - src_idx[:, axis]) * s[axis])
+    redo = ~(squared * (1 + _REL) < room**2)
+    if redo.any():
+        whole = np.ascontiguousarray(~dst).view(np.uint8)
+        field = edt.edtsq(whole, anisotropy=spacing, parallel=parallel)
+        squared[redo] = field[tuple(src_idx[redo].T)]
+    return squared
+
+
+def _exact(
+    squared: np.ndarray,
+    src_idx: np.ndarray,
+    dst: np.ndarray,
+    spacing: tuple[float, ...],
+    workers: int,
+) -> np.ndarray:
+    """The exact distances (mm) that the single-precision squared distances stand for."""
+    floor = _ABS * min(spacing) ** 2
+    low = np.sqrt(squared * (1.0 - _REL))
+    high = np.sqrt(squared * (1.0 + _REL) + floor)
+    radius, lengths = _lengths(spacing, float(high.max()))
+    first = np.searchsorted(lengths, low, side="left")
+    last = np.searchsorted(lengths, high, side="right")
+    out = lengths[np.minimum(first, len(lengths) - 1)]
+    unsure = (last - first != 1) | (high > radius)
+    if unsure.any():
+        out[unsure] = _ball_minimum(
+            src_idx[unsure], np.argwhere(dst), high[unsure], spacing, workers
+        )
+    return out
 
 
 def nearest_distances(
@@ -118,20 +224,11 @@ def nearest_distances(
     numpy.ndarray of float64, shape (n,)
         One distance per point of ``src``, in C order (``numpy.flatnonzero``'s).
     """
-    background = np.ascontiguousarray(~dst).view(np.uint8)
-    field = edt.edtsq(background, anisotropy=spacing, parallel=_threads(workers))
-    squared = field[src].astype(np.float64)
-    if squared.size == 0:
-        return squared
-    floor = _ABS * min(spacing) ** 2
-    low = np.sqrt(squared * (1.0 - _REL))
-    high = np.sqrt(squared * (1.0 + _REL) + floor)
-    radius, lengths = _lengths(spacing, float(high.max()))
-    first = np.searchsorted(lengths, low, side="left")
-    last = np.searchsorted(lengths, high, side="right")
-    out = lengths[np.minimum(first, len(lengths) - 1)]
-    unsure = (last - first != 1) | (high > radius)
-    if unsure.any():
-        src_idx = np.argwhere(src)[unsure]
-        out[unsure] = _ball_minimum(src_idx, np.argwhere(dst), high[unsure], spacing, workers)
+    src_idx = np.argwhere(src)
+    out = np.empty(len(src_idx))
+    found, near = _stencil_pass(src_idx, dst, spacing)
+    out[found] = near
+    if not found.all():
+        far = src_idx[~found]
+        out[~found] = _exact(_transform(far, dst, spacing, workers), far, dst, spacing, workers)
     return out
