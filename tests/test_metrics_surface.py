@@ -329,20 +329,17 @@ def test_nearest_distances_two_dimensional():
         np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
 
 
-@pytest.mark.parametrize("case", ["wide_bands", "small_table", "no_stencil", "tight_box"])
+@pytest.mark.parametrize("case", ["wide_bands", "small_table", "transform_only", "kd_only"])
 def test_every_route_is_exact(monkeypatch, case):
-    """Force each route (KD-tree for near-ties or beyond the length table; the distance
-    transform for every point; its box redone on the whole array): same values."""
+    """Force each route: the distance transform for every point left by a tiny stencil,
+    with a KD-tree for near-ties or beyond the length table; or a KD-tree for all."""
     monkeypatch.setattr(nearest_module, "_tables", {})
+    monkeypatch.setattr(nearest_module, "_STENCIL_SIZE", 0)  # the nearest offsets only
+    monkeypatch.setattr(nearest_module, "_KD_COST", 10**9 if case == "kd_only" else 0)
     if case == "wide_bands":  # every band holds several lengths
         monkeypatch.setattr(nearest_module, "_REL", 0.2)
     elif case == "small_table":  # a table too small for most distances
         monkeypatch.setattr(nearest_module, "_TABLE_LIMIT", 30)
-    elif case == "no_stencil":  # only the nearest few offsets are tried first
-        monkeypatch.setattr(nearest_module, "_STENCIL_SIZE", 0)
-    else:  # the transform's box barely covers the points: most are redone
-        monkeypatch.setattr(nearest_module, "_STENCIL_SIZE", 0)
-        monkeypatch.setattr(nearest_module, "_GROW", 1)
     rng = np.random.default_rng(21)
     for spacing in ((1.0, 1.0, 1.0), (0.7, 1.3, 2.9)):
         pred, ref = blobs(rng, (14, 16, 15)), blobs(rng, (14, 16, 15))

@@ -8,12 +8,17 @@ bit for bit, whatever route computes it.
 
 How
 ---
-1. The ``edt`` library's Euclidean distance transform (anisotropic, multi-threaded) of
-   "not :math:`B`" gives every grid point the squared distance to :math:`B`, in single
-   precision: :math:`\tilde D`. Only points inside the array count as :math:`B`
+1. *Close points.* Integer offsets of a small ball are tried in order of :math:`E`
+   (ties in lexicographic order) around every point of :math:`A`; the first offset that
+   lands on :math:`B` gives the minimum, exactly. The search stops early when the offsets
+   stop resolving points, which happens when the two sets are far apart.
+2. *The points left*, all farther than the offsets tried, get an approximate squared
+   distance :math:`\tilde D`: from a KD-tree when they are few, otherwise from the
+   ``edt`` library's Euclidean distance transform (anisotropic, multi-threaded, single
+   precision) of "not :math:`B`". Only points inside the array count as :math:`B`
    (``black_border`` off), so a crop is exact as long as it holds all of :math:`A` and
    :math:`B`; the callers crop to the box around both sets.
-2. The true squared distance :math:`D` lies in the band
+3. The true squared distance :math:`D` lies in the band
    :math:`[\tilde D (1 - \rho), \tilde D (1 + \rho) + \alpha]` (single-precision error is
    below :math:`2^{-22} D`; :math:`\rho = 4 \cdot 10^{-6}` leaves a margin of 16). The
    lengths :math:`E(k)` of all lattice offsets are tabulated once per spacing, sorted
@@ -21,7 +26,7 @@ How
    When exactly one tabulated length falls in the band, it is the answer: the nearest
    offset's length is in the band, and so is that of any offset whose double-precision
    length could tie with it.
-3. Points whose band holds several lengths (near-ties of different offsets, as with
+4. Points whose band holds several lengths (near-ties of different offsets, as with
    isotropic spacings that are not binary fractions) or lies beyond the table get the
    minimum of :math:`E` over the points of :math:`B` within the band's radius, found
    with a KD-tree.
@@ -45,12 +50,16 @@ _REL = 4e-6
 _ABS = 1e-9
 # Most orthant offsets a length table may hold (memory: 8 bytes each while sorting).
 _TABLE_LIMIT = 4_000_000
-# Offsets in the stencil tried before the distance transform, lookups per vectorised
-# call, and voxels by which the transform's box is grown around the remaining points
-# (all three for speed only: the results are exact either way).
+# Speed only (the results are exact either way): offsets in the stencil tried before the
+# distance transform; lookups per vectorised call; the stencil stops once a block of at
+# least _PATIENCE offsets resolved under _MIN_RESOLVED of the points left; the points
+# left go to a KD-tree rather than the transform when _KD_COST times their number is
+# below the number of voxels.
 _STENCIL_SIZE = 250
 _BLOCK = 16384
-_GROW = 24
+_PATIENCE = 16
+_MIN_RESOLVED = 0.05
+_KD_COST = 200
 _tables: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
 
 
@@ -82,6 +91,12 @@ def _lengths(spacing: tuple[float, ...], radius: float) -> tuple[float, np.ndarr
     return table
 
 
+def _tree(dst: np.ndarray, spacing: tuple[float, ...]) -> cKDTree:
+    """KD-tree over grid indices ``dst`` (m, ndim) at their positions in mm."""
+    points = dst * np.asarray(spacing, dtype=np.float64)
+    return cKDTree(points, leafsize=32, balanced_tree=False, compact_nodes=False)
+
+
 def _ball_minimum(
     src: np.ndarray, dst: np.ndarray, reach: np.ndarray, spacing: tuple[float, ...], workers: int
 ) -> np.ndarray:
@@ -91,7 +106,7 @@ def _ball_minimum(
     a point of ``dst``.
     """
     s = np.asarray(spacing, dtype=np.float64)
-    tree = cKDTree(dst * s)
+    tree = _tree(dst, spacing)
     # A generous radius: the tree's rounding must not drop the nearest point.
     found = tree.query_ball_point(src * s, reach * (1 + 1e-9) + 1e-9, workers=workers)
     sizes = np.fromiter((len(f) for f in found), dtype=np.intp, count=len(found))
@@ -139,12 +154,14 @@ def _stencil_pass(src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ..
     hit_at = np.full(len(src_idx), -1)
     k = 0
     while k < len(steps) and todo.size:
-        block = max(1, min(len(steps) - k, _BLOCK // todo.size))
+        block = max(_PATIENCE, _BLOCK // todo.size)
         hits = padded[lin[todo, None] + steps[None, k : k + block]]
         hit = hits.any(axis=1)
         hit_at[todo[hit]] = k + hits[hit].argmax(axis=1)
         todo = todo[~hit]
         k += block
+        if k > _PATIENCE and hit.sum() < _MIN_RESOLVED * hit.size:
+            break  # the points left are far: leave them to the distance transform
     found = hit_at >= 0
     return found, lengths[hit_at[found]]
 
@@ -152,34 +169,11 @@ def _stencil_pass(src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ..
 def _transform(
     src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...], workers: int
 ) -> np.ndarray:
-    """Single-precision squared distance (mm²) from each point of ``src_idx`` to ``dst``.
-
-    The transform runs on the box around the points grown by ``_GROW`` voxels (clipped to
-    the array). A value is kept when the ball it spans around its point stays inside that
-    box wherever the box was clipped short of the array: no point of ``dst`` outside the
-    box can then be nearer. Other points are redone on the whole array.
-    """
+    """Single-precision squared distance (mm²) from each point of ``src_idx`` to ``dst``."""
     parallel = (os.cpu_count() or 1) if workers == -1 else workers
-    shape = np.array(dst.shape)
-    lo = np.maximum(src_idx.min(axis=0) - _GROW, 0)
-    hi = np.minimum(src_idx.max(axis=0) + _GROW + 1, shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    local = np.ascontiguousarray(~dst[box]).view(np.uint8)
-    squared = edt.edtsq(local, anisotropy=spacing, parallel=parallel)[tuple((src_idx - lo).T)]
-    squared = squared.astype(np.float64)
-    s = np.asarray(spacing)
-    room = np.full(len(src_idx), np.inf)
-    for axis in range(len(s)):
-        if lo[axis] > 0:
-            room = np.minimum(room, (src_idx[:, axis] - lo[axis] + 1) * s[axis])
-        if hi[axis] < shape[axis]:
-            room = np.minimum(room, (hi[axis] - src_idx[:, axis]) * s[axis])
-    redo = ~(squared * (1 + _REL) < room**2)
-    if redo.any():
-        whole = np.ascontiguousarray(~dst).view(np.uint8)
-        field = edt.edtsq(whole, anisotropy=spacing, parallel=parallel)
-        squared[redo] = field[tuple(src_idx[redo].T)]
-    return squared
+    background = np.ascontiguousarray(~dst).view(np.uint8)
+    field = edt.edtsq(background, anisotropy=spacing, parallel=parallel)
+    return field[tuple(src_idx.T)].astype(np.float64)
 
 
 def _exact(
@@ -189,7 +183,11 @@ def _exact(
     spacing: tuple[float, ...],
     workers: int,
 ) -> np.ndarray:
-    """The exact distances (mm) that the single-precision squared distances stand for."""
+    """The exact distances (mm) that approximate squared distances (mm²) stand for.
+
+    ``squared`` may come from the single-precision transform or from a KD-tree query
+    (double precision, far better than the band needs).
+    """
     floor = _ABS * min(spacing) ** 2
     low = np.sqrt(squared * (1.0 - _REL))
     high = np.sqrt(squared * (1.0 + _REL) + floor)
@@ -228,7 +226,11 @@ def nearest_distances(
     out = np.empty(len(src_idx))
     found, near = _stencil_pass(src_idx, dst, spacing)
     out[found] = near
-    if not found.all():
-        far = src_idx[~found]
+    far = src_idx[~found]
+    if len(far) and _KD_COST * len(far) < dst.size:  # few left: a KD-tree is cheaper
+        s = np.asarray(spacing, dtype=np.float64)
+        nearest, _ = _tree(np.argwhere(dst), spacing).query(far * s, k=1, workers=workers)
+        out[~found] = _exact(nearest**2, far, dst, spacing, workers)
+    elif len(far):
         out[~found] = _exact(_transform(far, dst, spacing, workers), far, dst, spacing, workers)
     return out

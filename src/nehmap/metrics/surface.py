@@ -87,22 +87,26 @@ Computation
 Both masks are cropped to the bounding box of their union, grown by one background voxel
 (the outside of the array is background in both conventions, so the grown box sees the
 same surfaces as the whole array). The surface points of each mask (boundary-voxel
-centres, or surface-element corners) are found in that box, and the distance from each
-surface point of one mask to the nearest surface point of the other comes from a
-Euclidean distance transform of the other's surface points (:mod:`nehmap.metrics._nearest`,
-on the ``edt`` library), once in each direction.
+centres, or surface-element corners) are found in that box. The distance from each
+surface point of one mask to the nearest surface point of the other comes from
+:mod:`nehmap.metrics._nearest`, once in each direction: nearby offsets are searched
+exactly first; the points left (masks centimetres apart) get their distance from a
+Euclidean distance transform of the other's surface points (the ``edt`` library), or
+from a KD-tree when they are few.
 
 *The crop is exact.* A distance transform gives each grid point the distance to the
 nearest *marked* point of its array: only the surface points of the other mask are
 marked, and they all lie in the box, so the minimum over the box is the minimum over the
-whole grid. Nothing outside the box is needed, because no distance is measured to the
-background (a transform of a mask's complement, as for signed distances, would need the
-true background around the box; this one does not). The tests compare cropped results
+whole grid (the KD-tree holds the same points). Nothing outside the box is needed,
+because no distance is measured to the background (a transform of a mask's complement,
+as for signed distances, would need the true background around the box; this one does
+not). The tests compare cropped results
 with an all-pairs computation on the uncropped grid.
 
 *The values are exact.* Every distance is :math:`\sqrt{\sum_i (k_i s_i)^2}` in double
 precision for the nearest integer offset :math:`k`, the same number a brute-force search
-gives: the single-precision transform only selects the candidate lengths, see
+gives (ties between offsets included): the single-precision transform only selects
+the candidate lengths, see
 :mod:`nehmap.metrics._nearest`.
 """
 
