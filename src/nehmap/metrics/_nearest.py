@@ -51,8 +51,8 @@ _ABS = 1e-9
 # Most orthant offsets a length table may hold (memory: 8 bytes each while sorting).
 _TABLE_LIMIT = 4_000_000
 # Speed only (the results are exact either way): offsets in the stencil tried before the
-# distance transform; lookups per vectorised call; the stencil stops once a block of at
-# least _PATIENCE offsets resolved under _MIN_RESOLVED of the points left; the points
+# distance transform; lookups per vectorised call; the stencil stops once its last
+# _PATIENCE offsets resolved under _MIN_RESOLVED of the points left; the points
 # left go to a KD-tree rather than the transform when _KD_COST times their number is
 # below the number of voxels.
 _STENCIL_SIZE = 250
@@ -136,34 +136,46 @@ def _stencil(spacing: tuple[float, ...], size: int) -> tuple[np.ndarray, np.ndar
     return offsets[keep][order], lengths[keep][order]
 
 
-def _stencil_pass(src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...]):
-    """Exact distances of the points of ``src_idx`` whose nearest point of ``dst`` is close.
+def _indices(mask: np.ndarray) -> np.ndarray:
+    """Grid indices (n, ndim) of the points of ``mask``, in C order."""
+    return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=1)
+
+
+def _stencil_pass(src: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...]):
+    """Exact distances of the points of ``src`` whose nearest point of ``dst`` is close.
 
     Tries the stencil's offsets in order of length: the first that lands on ``dst`` gives
-    the smallest length. Returns ``(found, lengths)``: a mask over ``src_idx`` and the
-    distances of the points found.
+    the smallest length. Returns ``(found, lengths, far)``: a mask over the points of
+    ``src`` (C order), the distances of those found, and the grid indices (m, ndim) of
+    the others.
     """
     offsets, lengths = _stencil(spacing, _STENCIL_SIZE)
     reach = np.abs(offsets).max(axis=0)
-    padded = np.pad(dst, [(int(r), int(r)) for r in reach])
+    pads = [(int(r), int(r)) for r in reach]
+    padded = np.pad(dst, pads)
     strides = np.array(padded.strides) // padded.itemsize
     padded = padded.ravel()
     steps = offsets @ strides
-    todo = np.arange(len(src_idx))
-    lin = (src_idx + reach) @ strides
-    hit_at = np.full(len(src_idx), -1)
-    k = 0
+    padded_src = np.pad(src, pads)
+    lin = np.flatnonzero(padded_src)
+    todo = np.arange(len(lin))
+    hit_at = np.full(len(lin), -1)
+    k, mark_k, mark_n = 0, 0, len(todo)
     while k < len(steps) and todo.size:
-        block = max(_PATIENCE, _BLOCK // todo.size)
+        # One offset per call while many points are left, several once few are.
+        block = max(1, min(len(steps) - k, _BLOCK // todo.size))
         hits = padded[lin[todo, None] + steps[None, k : k + block]]
         hit = hits.any(axis=1)
         hit_at[todo[hit]] = k + hits[hit].argmax(axis=1)
         todo = todo[~hit]
         k += block
-        if k > _PATIENCE and hit.sum() < _MIN_RESOLVED * hit.size:
-            break  # the points left are far: leave them to the distance transform
+        if k - mark_k >= _PATIENCE:
+            if todo.size > (1.0 - _MIN_RESOLVED) * mark_n:
+                break  # the last offsets hardly resolved any: the points left are far
+            mark_k, mark_n = k, todo.size
     found = hit_at >= 0
-    return found, lengths[hit_at[found]]
+    far = np.stack(np.unravel_index(lin[~found], padded_src.shape), axis=1) - reach
+    return found, lengths[hit_at[found]], far
 
 
 def _transform(
@@ -197,9 +209,7 @@ def _exact(
     out = lengths[np.minimum(first, len(lengths) - 1)]
     unsure = (last - first != 1) | (high > radius)
     if unsure.any():
-        out[unsure] = _ball_minimum(
-            src_idx[unsure], np.argwhere(dst), high[unsure], spacing, workers
-        )
+        out[unsure] = _ball_minimum(src_idx[unsure], _indices(dst), high[unsure], spacing, workers)
     return out
 
 
@@ -222,14 +232,12 @@ def nearest_distances(
     numpy.ndarray of float64, shape (n,)
         One distance per point of ``src``, in C order (``numpy.flatnonzero``'s).
     """
-    src_idx = np.argwhere(src)
-    out = np.empty(len(src_idx))
-    found, near = _stencil_pass(src_idx, dst, spacing)
+    found, near, far = _stencil_pass(src, dst, spacing)
+    out = np.empty(len(found))
     out[found] = near
-    far = src_idx[~found]
     if len(far) and _KD_COST * len(far) < dst.size:  # few left: a KD-tree is cheaper
         s = np.asarray(spacing, dtype=np.float64)
-        nearest, _ = _tree(np.argwhere(dst), spacing).query(far * s, k=1, workers=workers)
+        nearest, _ = _tree(_indices(dst), spacing).query(far * s, k=1, workers=workers)
         out[~found] = _exact(nearest**2, far, dst, spacing, workers)
     elif len(far):
         out[~found] = _exact(_transform(far, dst, spacing, workers), far, dst, spacing, workers)

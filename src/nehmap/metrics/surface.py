@@ -320,7 +320,10 @@ def surface_metrics(
     hd_max = max(percentile_of(d_pr, 100.0), percentile_of(d_rp, 100.0))
     total = float(d_pr.weights.sum()) + float(d_rp.weights.sum())
     within = _within(d_pr, tol, voxels) + _within(d_rp, tol, voxels)
-    mean = (float(d_pr.values @ d_pr.weights) + float(d_rp.values @ d_rp.weights)) / total
+    # Not `@`: a BLAS dot product of this size can cost more than the rest when threaded.
+    mean = (
+        float(np.sum(d_pr.values * d_pr.weights)) + float(np.sum(d_rp.values * d_rp.weights))
+    ) / total
     return SurfaceMetrics(hd_q, hd_max, mean, within / total, q, tol, method)
 
 
