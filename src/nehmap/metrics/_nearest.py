@@ -42,7 +42,7 @@ import edt
 import numpy as np
 from scipy.spatial import cKDTree
 
-from nehmap.metrics._grid import _euclidean
+from nehmap.metrics._grid import _euclidean, _extent
 
 # Relative half-width of the band around the single-precision squared distance, and an
 # absolute floor (in units of the smallest squared voxel size).
@@ -181,11 +181,20 @@ def _stencil_pass(src: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...]):
 def _transform(
     src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...], workers: int
 ) -> np.ndarray:
-    """Single-precision squared distance (mm²) from each point of ``src_idx`` to ``dst``."""
+    """Single-precision squared distance (mm²) from each point of ``src_idx`` to ``dst``.
+
+    The transform runs on the box holding these points and all of ``dst``: exact, since
+    every point of ``dst`` is inside it.
+    """
     parallel = (os.cpu_count() or 1) if workers == -1 else workers
-    background = np.ascontiguousarray(~dst).view(np.uint8)
+    extent = _extent(dst)
+    assert extent is not None
+    lo = np.minimum(src_idx.min(axis=0), [a for a, _ in extent])
+    hi = np.maximum(src_idx.max(axis=0), [b for _, b in extent]) + 1
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    background = np.ascontiguousarray(~dst[box]).view(np.uint8)
     field = edt.edtsq(background, anisotropy=spacing, parallel=parallel)
-    return field[tuple(src_idx.T)].astype(np.float64)
+    return field[tuple((src_idx - lo).T)].astype(np.float64)
 
 
 def _exact(
