@@ -352,6 +352,19 @@ def test_every_route_is_exact(monkeypatch, case):
         np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
 
 
+def test_length_table_is_capped_and_kept(monkeypatch):
+    """Distances beyond the largest table allowed reuse it (no rebuild per call)."""
+    monkeypatch.setattr(nearest_module, "_tables", {})
+    monkeypatch.setattr(nearest_module, "_TABLE_LIMIT", 1000)
+    first = nearest_module._lengths((1.0, 1.0, 1.0), 50.0)
+    assert first[0] < 50.0  # capped: about 10 voxels per axis
+    assert nearest_module._lengths((1.0, 1.0, 1.0), 80.0) is first
+    # The table is complete up to its radius and sorted without repeats.
+    k = np.indices((11, 11, 11)).reshape(3, -1).T
+    lengths = _euclidean(k, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(first[1], np.unique(lengths[lengths <= first[0]]))
+
+
 def test_crop_is_exact_against_the_whole_grid():
     """Cropped computation equals an all-pairs one on the uncropped, zero-padded grid."""
     rng = np.random.default_rng(23)

@@ -49,7 +49,7 @@ from nehmap.metrics._grid import _euclidean, _extent
 _REL = 4e-6
 _ABS = 1e-9
 # Most orthant offsets a length table may hold (memory: 8 bytes each while sorting).
-_TABLE_LIMIT = 4_000_000
+_TABLE_LIMIT = 2_000_000
 # Speed only (the results are exact either way): offsets in the stencil tried before the
 # distance transform; lookups per vectorised call; the stencil stops once its last
 # _PATIENCE offsets resolved under _MIN_RESOLVED of the points left; the points
@@ -66,17 +66,18 @@ _tables: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
 def _lengths(spacing: tuple[float, ...], radius: float) -> tuple[float, np.ndarray]:
     """``(r, lengths)``: the sorted distinct lengths (mm) of all lattice offsets up to ``r``.
 
-    ``r >= radius`` unless the table would exceed ``_TABLE_LIMIT`` offsets. Tables are
-    kept per spacing and grown geometrically.
+    ``r >= radius`` unless the table would hold more than about ``_TABLE_LIMIT``
+    offsets. Tables are kept per spacing and grown geometrically up to that size.
     """
     known = _tables.get(spacing)
     if known is not None and known[0] >= radius:
         return known
     s = np.asarray(spacing, dtype=np.float64)
     radius = max(radius, 1.5 * known[0] if known else 0.0, 8.0 * float(s.max()))
-    count = float(np.prod(np.floor(radius / s) + 1))
-    if count > _TABLE_LIMIT:
-        radius *= (_TABLE_LIMIT / count) ** (1.0 / len(s))
+    cap = (_TABLE_LIMIT * float(np.prod(s))) ** (1.0 / len(s))  # about _TABLE_LIMIT offsets
+    radius = min(radius, cap)
+    if known is not None and known[0] >= radius:  # already as large as allowed
+        return known
     total = np.zeros((), dtype=np.float64)
     for axis, step in enumerate(spacing):
         k = np.arange(int(math.floor(radius / step)) + 1, dtype=np.float64)
