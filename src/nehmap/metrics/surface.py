@@ -356,21 +356,12 @@ def hd95(
 ) -> float:
     """95th-percentile Hausdorff distance in mm.
 
-    Parameters
-    ----------
-    pred, ref : array_like of bool or {0, 1}, shape (X, Y, Z) or (X, Y)
-        Predicted and reference masks on the same voxel grid.
-    spacing : tuple of float
-        Voxel size in mm along each array axis, in array-axis order.
-    method : {"voxels", "surface_elements"}, default "voxels"
-        ``"voxels"``: the larger of the two directed 95th percentiles (linear
-        interpolation) of boundary-voxel distances, as MONAI's
-        ``compute_hausdorff_distance(percentile=95)``. ``"surface_elements"``: the
-        area-weighted rule of DeepMind's ``compute_robust_hausdorff(..., 95)``.
-    empty_penalty : float or None, default None
-        Value returned when exactly one mask is empty; NaN when None.
-    workers : int, default 1
-        Threads for the distance transforms (-1: all cores).
+    ``pred``, ``ref``, ``spacing`` (mm per array axis) and ``workers`` are those of
+    :func:`surface_metrics`. With ``method="voxels"`` the larger of the two directed 95th
+    percentiles (linear interpolation) of boundary-voxel distances, as MONAI's
+    ``compute_hausdorff_distance(percentile=95)``; with ``"surface_elements"`` the
+    area-weighted rule of DeepMind's ``compute_robust_hausdorff(..., 95)``.
+    ``empty_penalty`` is returned when exactly one mask is empty (NaN when None).
 
     Returns
     -------
@@ -446,21 +437,12 @@ def surface_dice(
 ) -> float:
     """Surface Dice (normalised surface distance) at a tolerance in mm.
 
-    Parameters
-    ----------
-    pred, ref : array_like of bool or {0, 1}, shape (X, Y, Z) or (X, Y)
-        Predicted and reference masks on the same voxel grid.
-    spacing : tuple of float
-        Voxel size in mm along each array axis, in array-axis order.
-    tolerance_mm : float, default 2.0
-        Distances ``<=`` this many mm count as agreeing.
-    method : {"voxels", "surface_elements"}, default "voxels"
-        ``"voxels"``: share of boundary voxels of both masks within the tolerance of the
-        other boundary, as MONAI's ``compute_surface_dice(class_thresholds=[tol])``
-        (comparison in float32, as MONAI). ``"surface_elements"``: share of surface area,
-        as DeepMind's ``compute_surface_dice_at_tolerance``.
-    workers : int, default 1
-        Threads for the distance transforms (-1: all cores).
+    ``pred``, ``ref``, ``spacing`` (mm per array axis) and ``workers`` are those of
+    :func:`surface_metrics`; distances ``<= tolerance_mm`` count as agreeing. With
+    ``method="voxels"`` the share of boundary voxels of both masks within the tolerance
+    of the other boundary, as MONAI's ``compute_surface_dice(class_thresholds=[tol])``
+    (comparison in float32, as MONAI); with ``"surface_elements"`` the share of surface
+    area, as DeepMind's ``compute_surface_dice_at_tolerance``.
 
     Returns
     -------
