@@ -166,3 +166,22 @@ def test_all_h3_tests_table_keeps_every_row_and_names_the_columns_left_out(repor
     assert caption is not None and caption.group(1).split(", ") == left_out
     # identifiers may break at their underscores, never inside a word
     assert "mean_<wbr>edge_<wbr>distance" in report["text"]
+
+
+def test_primary_verdict_names_every_metric_sharing_the_smallest_p():
+    """One metric with the smallest adjusted p is named alone; ties are all named."""
+    one = pd.DataFrame(
+        {"metric": ["dice", "mean_edge_distance"], "p_adjusted": [0.2, 0.01], "primary": True}
+    )
+    text = h3.primary_verdict(one)
+    assert "supports H3" in text and "does not" not in text
+    assert "p = 0.01" in text and "for mean_edge_distance." in text
+    assert "dice" not in text
+    tied = pd.DataFrame(
+        {"metric": ["dice", "overlap", "edge"], "p_adjusted": [0.4, 0.4, 0.7], "primary": True}
+    )
+    text = h3.primary_verdict(tied)
+    assert "does not support H3" in text
+    assert "for dice and overlap." in text and "edge" not in text
+    every = pd.DataFrame({"metric": ["dice", "edge"], "p_adjusted": [0.3, 0.3], "primary": True})
+    assert "for every metric (dice and edge)." in h3.primary_verdict(every)

@@ -132,11 +132,16 @@ def primary_verdict(rows: pd.DataFrame) -> str:
         notes = sorted({str(n) for n in rows.get("note", []) if not is_missing(n)})
         why = "; ".join(notes) if notes else "no usable subjects"
         return f"The primary test was not computed ({esc(why)})."
-    best = rows.loc[adjusted.idxmin()]
-    outcome = "supports" if float(adjusted.min()) < 0.05 else "does not support"
+    smallest = float(adjusted.min())
+    tied = rows[adjusted == smallest]
+    outcome = "supports" if smallest < 0.05 else "does not support"
+    names = [str(m) for m in tied["metric"]]
+    which = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if len(names) == len(rows) > 1:
+        which = f"every metric ({which})"
     return (
-        f"The primary test {outcome} H3: smallest Holm-adjusted p for "
-        f"{esc(best['metric'])} ({esc(format_p_phrase(best['p_adjusted']))})."
+        f"The primary test {outcome} H3: smallest Holm-adjusted p "
+        f"({esc(format_p_phrase(tied['p_adjusted'].iloc[0]))}) for {esc(which)}."
     )
 
 
