@@ -131,7 +131,7 @@ def test_probability_map_given_as_labels(tmp):
 def test_label_map_on_another_grid(tmp):
     d = _case(tmp)
     save(d / f"{CID}_segm.nii.gz", tiny_labels((1, 2, 4)), np.diag([2.0, 2, 2, 1]))
-    _expect(tmp, "segm.nii.gz", "not on the same grid")
+    _expect(tmp, "segm.nii.gz", "not on the grid of the t1")
 
 
 def test_rcbv_on_another_grid(tmp):

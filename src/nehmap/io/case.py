@@ -28,6 +28,7 @@ import numpy as np
 
 from nehmap.errors import CaseError, NehmapInputError
 from nehmap.io.collection import CaseFiles, Collection
+from nehmap.io.grid_check import check_same_grid
 from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid, Image, read_grid, read_image
 from nehmap.io.modalities import LABEL, MODALITIES
 from nehmap.labels import get_scheme, to_nehmap, unexpected_values
@@ -97,36 +98,6 @@ def _as_case_error(case_id: str, exc: NehmapInputError) -> CaseError:
     return CaseError(case_id, exc.path, exc.problem, exc.hint)
 
 
-def _check_same_grid(
-    case_id: str,
-    ref_name: str,
-    ref: Grid,
-    name: str,
-    grid: Grid,
-    tolerance_mm: float,
-    what: str = "modality",
-) -> None:
-    if grid.canonical_shape != ref.canonical_shape:
-        raise CaseError(
-            case_id,
-            grid.source,
-            f"{name} has shape {grid.canonical_shape} but {ref_name} ({ref.source}) has "
-            f"{ref.canonical_shape} (canonical RAS order).",
-            f"Resample the {what} onto the {ref_name} grid (e.g. with 3D Slicer's 'Resample "
-            "Scalar/Vector/DWI Volume' or SimpleITK) or re-export the case.",
-        )
-    distance = grid.canonical_distance_mm(ref)
-    if distance > tolerance_mm:
-        raise CaseError(
-            case_id,
-            grid.source,
-            f"{name} is not on the same grid as {ref_name} ({ref.source}): their affines "
-            f"place the volume corners up to {distance:.3g} mm apart (tolerance "
-            f"{tolerance_mm:g} mm).",
-            "Co-register and resample the images onto one grid first.",
-        )
-
-
 def check_case_headers(
     files: CaseFiles, grid_tolerance_mm: float = DEFAULT_GRID_TOLERANCE_MM
 ) -> Grid:
@@ -167,14 +138,13 @@ def check_case_headers(
         for key in (*MODALITIES[1:], LABEL, "rcbv"):
             if key in files.files:
                 grid = read_grid(files.files[key])
-                _check_same_grid(
+                check_same_grid(
                     case_id,
-                    ref_name,
-                    ref,
-                    key,
                     grid,
-                    grid_tolerance_mm,
-                    "label map" if key == LABEL else "modality",
+                    ref,
+                    what="label map" if key == LABEL else key,
+                    reference_what=ref_name,
+                    tolerance_mm=grid_tolerance_mm,
                 )
     except NehmapInputError as exc:
         if isinstance(exc, CaseError):

@@ -43,6 +43,7 @@ import numpy as np
 from nehmap.errors import NehmapInputError, OutputError
 from nehmap.io.case import check_case_headers
 from nehmap.io.collection import CaseFiles, Collection
+from nehmap.io.grid_check import check_same_grid
 from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid
 from nehmap.io.layout_writers import (
     MANIFEST_LABEL_TAG,
@@ -71,7 +72,7 @@ from nehmap.io.nnunet_json import (
     tissue_dataset_json,
     write_dataset_json,
 )
-from nehmap.io.nnunet_read import check_same_grid, read_label_map
+from nehmap.io.nnunet_read import read_label_map
 from nehmap.io.nnunet_write import (
     NnunetWriter,
     dataset_folder_name,

@@ -4,8 +4,8 @@
 :func:`nehmap.io.discover`): channels named by ``dataset.json``, label files from
 ``labelsTr``/``labelsTs``, their meaning from
 :func:`nehmap.io.nnunet_json.dataset_label_scheme`. :func:`read_label_map` reads one
-label map and converts it to nehmap labels; :func:`check_same_grid` checks that it lies
-on its case's grid.
+label map and converts it to nehmap labels (:mod:`nehmap.io.grid_check` checks that it
+lies on its case's grid).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from nehmap.errors import CaseError, NehmapInputError
 from nehmap.io.collection import CaseFiles
-from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid, read_image
+from nehmap.io.image import Grid, read_image
 from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
 from nehmap.io.nnunet_json import dataset_label_scheme
 from nehmap.labels import LabelScheme, get_scheme, to_nehmap, unexpected_values
@@ -149,36 +149,3 @@ def read_label_map(
             "Declare the file's label scheme (e.g. --second-scheme brats2021) or fix the file.",
         )
     return to_nehmap(data.astype(np.int64), s), img.grid
-
-
-def check_same_grid(
-    case_id: str,
-    grid: Grid,
-    reference: Grid,
-    *,
-    what: str,
-    reference_what: str,
-    tolerance_mm: float = DEFAULT_GRID_TOLERANCE_MM,
-) -> None:
-    """Raise a :class:`CaseError` naming both files when two grids differ.
-
-    Grids agree when their canonical shapes are equal and their volume corners lie at
-    most ``tolerance_mm`` (mm) apart.
-    """
-    if grid.canonical_shape != reference.canonical_shape:
-        raise CaseError(
-            case_id,
-            grid.source,
-            f"{what} has shape {grid.canonical_shape} but {reference_what} "
-            f"({reference.source}) has {reference.canonical_shape} (canonical RAS order).",
-            f"Resample the {what} onto the grid of the {reference_what}.",
-        )
-    distance = grid.canonical_distance_mm(reference)
-    if distance > tolerance_mm:
-        raise CaseError(
-            case_id,
-            grid.source,
-            f"{what} is not on the grid of the {reference_what} ({reference.source}): the "
-            f"volume corners lie up to {distance:.3g} mm apart (tolerance {tolerance_mm:g} mm).",
-            f"Resample the {what} onto the grid of the {reference_what}.",
-        )
