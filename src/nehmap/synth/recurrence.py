@@ -38,6 +38,7 @@ from nehmap.synth.anatomy import Anatomy
 from nehmap.synth.contrast import compartment_weights, draw_contrast, synthesise_images
 from nehmap.synth.fields import Axes, box_axes, smooth_field
 from nehmap.synth.params import draw
+from nehmap.synth.tumour import _component_at, _radius_mm
 
 Box = tuple[slice, slice, slice]
 
@@ -318,18 +319,6 @@ def _seed(
     flat = int(candidates[rng.integers(candidates.size)])
     index = np.unravel_index(flat, cavity.shape)
     return (int(index[0]), int(index[1]), int(index[2]))
-
-
-def _radius_mm(axes: Axes, centre_mm: np.ndarray) -> np.ndarray:
-    dx = (axes[0] - centre_mm[0]).astype(np.float32) ** 2
-    dy = (axes[1] - centre_mm[1]).astype(np.float32) ** 2
-    dz = (axes[2] - centre_mm[2]).astype(np.float32) ** 2
-    return np.sqrt(dx[:, None, None] + dy[None, :, None] + dz[None, None, :])
-
-
-def _component_at(mask: np.ndarray, index: tuple[int, int, int]) -> np.ndarray:
-    labelled, _ = ndi.label(mask)
-    return labelled == labelled[index]
 
 
 def _rigid(rng: np.random.Generator, drawn: Mapping[str, Any]) -> np.ndarray:
