@@ -20,6 +20,10 @@ Usage::
 
     python benchmarks/bench_metrics.py            # 7 repeats
     python benchmarks/bench_metrics.py --quick    # 3 repeats
+    python benchmarks/bench_metrics.py --workers 2  # nehmap's transforms on 2 threads
+
+The peers run on one thread (MONAI and surface-distance call scipy's single-threaded
+distance transform); ``--workers`` sets nehmap's threads (default 1, the same footing).
 """
 
 from __future__ import annotations
@@ -132,8 +136,10 @@ def peak_memory(fn: Callable[[], object]) -> tuple[float, float | None]:
     return peak / 2**20, rss
 
 
-def run_nehmap(pred: np.ndarray, ref: np.ndarray, spacing, method: str) -> tuple[float, float]:
-    m = surface_metrics(pred, ref, spacing, TOLERANCE_MM, method)
+def run_nehmap(
+    pred: np.ndarray, ref: np.ndarray, spacing, method: str, workers: int = 1
+) -> tuple[float, float]:
+    m = surface_metrics(pred, ref, spacing, TOLERANCE_MM, method, workers=workers)
     return m.hd_percentile, m.surface_dice
 
 
@@ -168,6 +174,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="nehmap's threads (default 1; peers: 1)"
+    )
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 7)
 
@@ -188,7 +197,10 @@ def main() -> None:
         "disjoint": make_case(5, offset=(92, 0, 0)),
         "empty": make_case(7, empty=True),
     }
-    print(f"grid {SHAPE}, tolerance {TOLERANCE_MM} mm, median of {repeats} runs, 1 thread")
+    print(
+        f"grid {SHAPE}, tolerance {TOLERANCE_MM} mm, median of {repeats} runs; nehmap on "
+        f"{args.workers} thread(s), the peers on 1"
+    )
     header = f"{'case':<8} {'spacing':<17} {'library':<18} {'time ms':>9} {'speed-up':>9}"
     header += f" {'tracemalloc MiB':>16} {'RSS growth MiB':>15}  HD95 mm / surface Dice"
     print(header)
@@ -204,9 +216,12 @@ def main() -> None:
         y = torch.from_numpy(ref[None, None].astype(np.float32))
         for spacing in SPACINGS:
             comparisons = (
-                ("nehmap voxels", partial(run_nehmap, pred, ref, spacing, "voxels")),
+                ("nehmap voxels", partial(run_nehmap, pred, ref, spacing, "voxels", args.workers)),
                 ("MONAI 1.6", partial(run_monai, yp, y, spacing)),
-                ("nehmap surf.elem.", partial(run_nehmap, pred, ref, spacing, "surface_elements")),
+                (
+                    "nehmap surf.elem.",
+                    partial(run_nehmap, pred, ref, spacing, "surface_elements", args.workers),
+                ),
                 ("surface-distance", partial(run_surface_distance, pred, ref, spacing)),
             )
             for (label_fast, fast), (label_slow, slow) in (comparisons[:2], comparisons[2:]):
