@@ -15,8 +15,10 @@ field and noise. Families:
 * ``cortical``: an ellipsoid centred 8-15 mm under the brain surface.
 
 Compartments (nehmap labels): necrosis inside the tumour eroded by a 2-4 mm enhancing
-rim; NEH a 3-5 mm shell around the rim (thinned by noise); edema out to 8-20 mm beyond
-NEH, in white matter more than grey. Each case is written as a BraTS 2021 folder (files
+rim; NEH a 3-5 mm layer (thickness varying with a smooth field) over 50-100 % of the
+rim; edema out to 8-20 mm beyond NEH, in white matter more than grey. Each case draws its
+own contrasts (every tissue's signal +-8 %, the NEH-edema difference scaled by 0.6-1.4)
+and noise (SD 2-5 % of white matter's T1). Each case is written as a BraTS 2021 folder (files
 only, no label map) at ``--spacing`` 1 or 2 mm, in RAS or, with ``--orientation LPS``,
 with the first two array axes reversed and the affine to match; the truth goes to a
 separate folder. ``nehmap segment`` then runs on the folder as a user would, and each
@@ -64,13 +66,21 @@ CONTRAST = {
 REGIONS = {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,), "NEH": (3,)}
 
 
-def anatomy() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(brain mask, grey-matter, white-matter probability, affine) of MNI152 at 1 mm."""
+def anatomy() -> dict[str, np.ndarray]:
+    """MNI152 at 1 mm: brain mask, grey- and white-matter probability, affine, and where
+    tumour centres may go (``inner``: 25 mm inside the brain; ``depth``: mm to its edge)."""
     brain = np.asarray(datasets.load_mni152_brain_mask(resolution=1).dataobj) > 0
     gm_img = datasets.load_mni152_gm_template(resolution=1)
     gm = np.asarray(gm_img.dataobj, dtype=np.float32)
     wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj, dtype=np.float32)
-    return brain, gm * brain, wm * brain, gm_img.affine
+    return {
+        "brain": brain,
+        "gm": gm * brain,
+        "wm": wm * brain,
+        "affine": gm_img.affine,
+        "inner": ndi.binary_erosion(brain, iterations=25),
+        "depth": ndi.distance_transform_edt(brain),
+    }
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
@@ -78,18 +88,28 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float)
     return field / (field.std() + 1e-6)
 
 
+def bias_field(rng: np.random.Generator, shape: tuple[int, ...], strength: float) -> np.ndarray:
+    """A smooth multiplicative field: exp of a random quadratic whose largest |value| is
+    ``strength`` over the volume."""
+    axes = [np.linspace(-1, 1, n, dtype=np.float32) for n in shape]
+    x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
+    terms = (x, y, z, x * y, x * z, y * z, x * x, y * y, z * z)
+    field = sum(rng.normal() * t for t in terms)
+    field = field - field.mean()
+    return np.exp(strength * field / np.abs(field).max()).astype(np.float32)
+
+
 def tumour_shape(
-    family: str, rng: np.random.Generator, brain: np.ndarray
+    family: str, rng: np.random.Generator, mni: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The enhancing tumour's outer shape (bool) and its centres (voxel indices)."""
+    brain = mni["brain"]
     shape = brain.shape
     grid = np.indices(shape, dtype=np.float32)
-    inner = ndi.binary_erosion(brain, iterations=25)
-    depth = ndi.distance_transform_edt(brain)
     if family == "cortical":
-        candidates = np.argwhere((depth >= 8) & (depth <= 15))
+        candidates = np.argwhere((mni["depth"] >= 8) & (mni["depth"] <= 15))
     else:
-        candidates = np.argwhere(inner)
+        candidates = np.argwhere(mni["inner"])
     n_foci = int(rng.integers(2, 4)) if family == "multifocal" else 1
     centres = [candidates[rng.integers(len(candidates))].astype(np.float32)]
     for _ in range(10_000):
@@ -114,15 +134,19 @@ def tumour_shape(
 
 
 def phantom(
-    family: str, seed: int, brain: np.ndarray, gm: np.ndarray, wm: np.ndarray
+    family: str, seed: int, mni: dict[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Four images (1 mm, MNI grid) and the nehmap label map of one case."""
     rng = np.random.default_rng(seed)
-    tumour, _ = tumour_shape(family, rng, brain)
+    brain, gm, wm = mni["brain"], mni["gm"], mni["wm"]
+    tumour, _ = tumour_shape(family, rng, mni)
     inside = ndi.distance_transform_edt(tumour)
     outside = ndi.distance_transform_edt(~tumour)
     rim = rng.uniform(2, 4)
-    neh_mm = rng.uniform(3, 5) * np.clip(1 + 0.3 * smooth_noise(rng, brain.shape, 4), 0.4, 1.6)
+    # NEH: 3-5 mm thick where a smooth field is high, covering 50-100 % of the rim
+    variation = smooth_noise(rng, brain.shape, 5)
+    cover = np.quantile(variation[(outside > 0) & (outside <= 3)], rng.uniform(0.0, 0.5))
+    neh_mm = rng.uniform(3, 5) * np.clip(1 + 0.3 * variation, 0.4, 1.6) * (variation >= cover)
     edema_mm = rng.uniform(8, 20)
     labels = np.zeros(brain.shape, np.uint8)
     edema_reach = (outside > 0) & (outside <= neh_mm + edema_mm * (0.4 + 0.6 * wm))
@@ -131,14 +155,20 @@ def phantom(
     labels[tumour] = 4
     labels[tumour & (inside > rim)] = 1
     csf = np.clip(1.0 - gm - wm, 0, 1) * brain
+    # each case its own contrasts (+-8 % per tissue and modality; NEH keeps its order
+    # against edema) and noise
+    jitter = {t: np.asarray(v) * rng.uniform(0.92, 1.08, 4) for t, v in CONTRAST.items()}
+    gap = np.asarray(CONTRAST["neh"]) - np.asarray(CONTRAST["edema"])
+    jitter["neh"] = jitter["edema"] + gap * rng.uniform(0.6, 1.4)
+    noise_sd = rng.uniform(0.02, 0.05)
     images = {}
     for m, name in enumerate(MODALITIES):
-        value = wm * CONTRAST["wm"][m] + gm * CONTRAST["gm"][m] + csf * CONTRAST["csf"][m]
+        value = wm * jitter["wm"][m] + gm * jitter["gm"][m] + csf * jitter["csf"][m]
         for label, tissue in ((2, "edema"), (3, "neh"), (4, "et"), (1, "nc")):
-            value = np.where(labels == label, CONTRAST[tissue][m], value)
+            value = np.where(labels == label, jitter[tissue][m], value)
         value = ndi.gaussian_filter(value.astype(np.float32), 0.7)  # partial volume
-        bias = np.exp(0.1 * smooth_noise(rng, brain.shape, 30))
-        noise = rng.normal(0, 0.035, brain.shape).astype(np.float32)
+        bias = bias_field(rng, brain.shape, 0.15)
+        noise = rng.normal(0, noise_sd, brain.shape).astype(np.float32)
         images[name] = np.where(brain, (value * bias + noise) * 1000, 0).astype(np.float32)
     return images, labels
 
@@ -201,7 +231,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the phantoms and outputs here")
     parser.add_argument("--out", type=Path, help="tidy per-case CSV")
     args = parser.parse_args()
-    brain, gm, wm, affine = anatomy()
+    mni = anatomy()
+    affine = mni["affine"]
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         data, truth_dir, seg = work / "data", work / "truth", work / "seg"
@@ -212,7 +243,7 @@ def main() -> int:
         for f, family in enumerate(args.families):
             for i in range(args.n):
                 case = f"BraTS2021_{90000 + 100 * f + i:05d}"
-                images, labels = phantom(family, args.seed + 1000 * f + i, brain, gm, wm)
+                images, labels = phantom(family, args.seed + 1000 * f + i, mni)
                 (data / case).mkdir(exist_ok=True)
                 grid = scaled_affine(affine, args.spacing)
                 volumes = {name: resample(image, args.spacing) for name, image in images.items()}
