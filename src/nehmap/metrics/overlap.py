@@ -72,21 +72,9 @@ def dice(pred: ArrayLike, ref: ArrayLike) -> float:
 def jaccard(pred: ArrayLike, ref: ArrayLike) -> float:
     """Jaccard index (intersection over union) of two binary masks.
 
-    Parameters
-    ----------
-    pred, ref : array_like of bool or {0, 1}, shape (...)
-        Predicted and reference masks of the same shape (any number of dimensions).
-
-    Returns
-    -------
-    float
-        :math:`|P \\cap R| / |P \\cup R|` in [0, 1]; 1.0 when both masks are empty and
-        0.0 when exactly one is empty.
-
-    Raises
-    ------
-    ValueError
-        If the shapes differ or a mask holds values other than 0/1/False/True.
+    Takes the masks :func:`dice` takes and raises as it does. Returns
+    :math:`|P \\cap R| / |P \\cup R|` in [0, 1]; 1.0 when both masks are empty and 0.0
+    when exactly one is empty.
 
     Examples
     --------

@@ -24,6 +24,13 @@ or deep inside it: it is the distance *to the edge*, not a signed distance.
   :math:`|A \cap B| / \min(|A|, |B|)`.
 * :func:`fraction_inside`: :math:`|A \cap B| / |A|`.
 
+Parameters shared by all
+------------------------
+``a``, ``b``: masks on the same voxel grid (array_like of bool or {0, 1}, any number of
+dimensions >= 1). ``spacing``: voxel size in mm along each array axis, in array-axis
+order. ``workers``: threads for the KD-tree query (-1: all cores). Every function raises
+``ValueError`` if the masks are not binary or differ in shape, or the spacing is invalid.
+
 Empty masks
 -----------
 When ``a`` or ``b`` is empty the relation is undefined and every function returns NaN
@@ -117,26 +124,13 @@ def mean_edge_distance(
 
     Every voxel of ``a`` counts with the Euclidean distance from its centre to the nearest
     boundary-voxel centre of ``b``. Voxels of ``a`` inside ``b`` count too, with their
-    (non-negative) distance to ``b``'s edge; voxels on the edge count 0.
-
-    Parameters
-    ----------
-    a, b : array_like of bool or {0, 1}, shape (...)
-        Masks on the same voxel grid (any number of dimensions >= 1).
-    spacing : tuple of float
-        Voxel size in mm along each array axis, in array-axis order.
-    workers : int, default 1
-        Threads for the KD-tree query (-1: all cores).
+    (non-negative) distance to ``b``'s edge; voxels on the edge count 0. Parameters and
+    errors: see the module documentation.
 
     Returns
     -------
     float
         Mean edge distance in mm (>= 0); NaN when ``a`` or ``b`` is empty.
-
-    Raises
-    ------
-    ValueError
-        If the masks are not binary or differ in shape, or the spacing is invalid.
     """
     a_, b_, s = _pair(a, b, spacing)
     d = _edge_distances(a_, b_, s, check_workers(workers))
@@ -153,28 +147,14 @@ def fraction_near_edge(
 ) -> float:
     """Share of the voxels of ``a`` lying within ``within_mm`` of the edge of ``b``.
 
-    Parameters
-    ----------
-    a, b : array_like of bool or {0, 1}, shape (...)
-        Masks on the same voxel grid (any number of dimensions >= 1).
-    spacing : tuple of float
-        Voxel size in mm along each array axis, in array-axis order.
-    within_mm : float, default 5.0
-        Distance in mm; a voxel counts when its edge distance is ``<= within_mm`` (inside
-        or outside ``b`` alike).
-    workers : int, default 1
-        Threads for the KD-tree query (-1: all cores).
+    A voxel counts when its edge distance is ``<= within_mm`` (mm), inside or outside
+    ``b`` alike. Other parameters and errors: see the module documentation; a negative
+    ``within_mm`` raises ``ValueError`` too.
 
     Returns
     -------
     float
         In [0, 1]; NaN when ``a`` or ``b`` is empty.
-
-    Raises
-    ------
-    ValueError
-        If the masks are not binary or differ in shape, the spacing is invalid or
-        ``within_mm`` is negative.
     """
     a_, b_, s = _pair(a, b, spacing)
     r = check_nonnegative(within_mm, "within_mm")
@@ -185,12 +165,7 @@ def fraction_near_edge(
 def volume_containment(a: ArrayLike, b: ArrayLike, spacing: tuple[float, ...]) -> VolumeContainment:
     """Overlap volume of ``a`` and ``b`` and its share of the smaller mask.
 
-    Parameters
-    ----------
-    a, b : array_like of bool or {0, 1}, shape (...)
-        Masks on the same voxel grid.
-    spacing : tuple of float
-        Voxel size in mm along each array axis, in array-axis order.
+    Parameters and errors: see the module documentation.
 
     Returns
     -------
@@ -198,11 +173,6 @@ def volume_containment(a: ArrayLike, b: ArrayLike, spacing: tuple[float, ...]) -
         ``overlap_mm3`` = |a & b| times the voxel volume (mm³) and
         ``fraction_of_smaller`` = |a & b| / min(|a|, |b|); both NaN when ``a`` or ``b`` is
         empty.
-
-    Raises
-    ------
-    ValueError
-        If the masks are not binary or differ in shape, or the spacing is invalid.
     """
     a_, b_, s = _pair(a, b, spacing)
     n_a, n_b = int(np.count_nonzero(a_)), int(np.count_nonzero(b_))
@@ -215,20 +185,13 @@ def volume_containment(a: ArrayLike, b: ArrayLike, spacing: tuple[float, ...]) -
 def fraction_inside(a: ArrayLike, b: ArrayLike) -> float:
     """Share of the voxels of ``a`` that lie inside ``b``: |a & b| / |a|.
 
-    Parameters
-    ----------
-    a, b : array_like of bool or {0, 1}, shape (...)
-        Masks on the same voxel grid.
+    Masks as in the module documentation (no spacing needed); ``ValueError`` if they are
+    not binary or differ in shape.
 
     Returns
     -------
     float
         In [0, 1]; NaN when ``a`` or ``b`` is empty.
-
-    Raises
-    ------
-    ValueError
-        If the masks are not binary or differ in shape.
     """
     a_, b_ = check_pair(a, b, ("a", "b"))
     n_a, n_b = int(np.count_nonzero(a_)), int(np.count_nonzero(b_))

@@ -126,10 +126,8 @@ def oneway_anova(
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Tidy table, one row per measurement.
-    value : str
-        Column of the measurements.
+    table, value : pandas.DataFrame, str
+        Tidy table (one row per measurement) and its column of the measurements.
     factor : str
         Column of the levels (e.g. the tumour label).
     welch : bool, default False

@@ -207,10 +207,8 @@ def mixed_model(
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Tidy table, one row per measurement.
-    value : str
-        Column of the measurements (the response).
+    table, value : pandas.DataFrame, str
+        Tidy table (one row per measurement) and its column of the response.
     label : str
         Column of the fixed factor (e.g. tumour label: 2 = ED, 3 = NEH).
     group : str

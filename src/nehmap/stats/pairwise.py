@@ -129,10 +129,8 @@ def pairwise_tests(
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Tidy table, one row per measurement.
-    value : str
-        Column of the measurements.
+    table, value : pandas.DataFrame, str
+        Tidy table (one row per measurement) and its column of the measurements.
     factor : str
         Column of the levels.
     subject : str or None, default None

@@ -353,10 +353,8 @@ def sign_flip_table(
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Tidy table, one row per measurement.
-    value : str
-        Column holding the measurements.
+    table, value : pandas.DataFrame, str
+        Tidy table (one row per measurement) and its column of the measurements.
     by : str or sequence of str
         Column(s) naming the groups, e.g. ``"metric"``.
     baseline : float or mapping, default 0.0
