@@ -269,18 +269,10 @@ def consensus_dataset(
     low, high : float, optional
         Thresholds; when either is given the levels are recomputed from the probability
         maps (see the module docstring).
-    dataset_id, name : optional
-        nnU-Net dataset id and name.
-    channels : sequence of str
-        Channel order (default t1, t1c, t2, flair).
-    link : {"hard", "symlink", "copy"}
-        How the images are placed.
-    overwrite : bool
-        Allow writing into a non-empty folder.
-    progress : bool
-        Progress bar over the cases.
-    grid_tolerance_mm : float
-        Largest distance (mm) between the grids of a case's files.
+    dataset_id, name, channels, link, overwrite, progress, grid_tolerance_mm
+        The dataset's naming, channel order, how images are placed, writing
+        into a non-empty folder, the progress bar and the grid tolerance (mm): as for
+        :func:`nehmap.io.nnunet.export_nnunet`.
 
     Returns
     -------

@@ -194,18 +194,10 @@ def derive_dataset(
         for a BraTS 2017-2020 reference; an error where the schemes do not tell.
     output_format : {"nnunet", "manifest"}, optional
         Default: :func:`default_format` of the reference layout.
-    dataset_id, name : optional
-        nnU-Net dataset id and name (nnunet format only).
-    channels : sequence of str
-        nnU-Net channel order.
-    link : {"hard", "symlink", "copy"}
-        How the images are placed (:func:`nehmap.io.nnunet.place_file`).
-    overwrite : bool
-        Allow writing into a non-empty output folder.
-    progress : bool
-        Progress bar over the cases.
-    grid_tolerance_mm : float
-        Largest distance (mm) between the grids of a case's files.
+    dataset_id, name, channels, link, overwrite, progress, grid_tolerance_mm
+        The dataset's naming (nnunet format only), channel order, how images are placed, writing
+        into a non-empty folder, the progress bar and the grid tolerance (mm): as for
+        :func:`nehmap.io.nnunet.export_nnunet`.
 
     Returns
     -------
