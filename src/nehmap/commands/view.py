@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the viewer modules load lazily, when a page is written
+    from nehmap.report.viewer import ViewerCase
 
 HELP = "write an interactive 3D viewer (one offline HTML file) of a segmented case"
 
@@ -48,7 +54,14 @@ def _parse_images(specs: list[str]) -> dict[str, str]:
     return images
 
 
-def write_case_viewer(folder, out=None, *, images=None, threshold=None, overwrite=False):  # noqa: ANN001, ANN201
+def write_case_viewer(
+    folder: str | Path,
+    out: str | Path | None = None,
+    *,
+    images: Mapping[str, Path] | None = None,
+    threshold: float | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, ViewerCase, int]:
     """Write the standalone viewer of the segmented case in ``folder``.
 
     Args:
@@ -65,8 +78,6 @@ def write_case_viewer(folder, out=None, *, images=None, threshold=None, overwrit
         NehmapInputError: the folder holds no segment output (names what is missing).
         FileExistsError: ``out`` exists and ``overwrite`` is false.
     """
-    from pathlib import Path
-
     from nehmap.io import write_text_atomic
     from nehmap.report.viewer_cases import segment_case
     from nehmap.report.viewer_page import standalone_page
@@ -83,8 +94,6 @@ def write_case_viewer(folder, out=None, *, images=None, threshold=None, overwrit
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from nehmap.commands.options import EXIT_NOTHING_STARTED, EXIT_OK
     from nehmap.errors import NehmapInputError
 
