@@ -176,32 +176,9 @@ workers = 1
 
 
 def make_models(folder: Path) -> list[str]:
-    import torch
+    from tiny_models import write_tiny_study_models
 
-    from nehmap.models import create_model
-    from nehmap.models.card import ModelCard
-    from nehmap.models.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    small = {
-        "preset": "demo",
-        "patch_size": [32, 32, 32],
-        "stem_stride": 4,
-        "proj_sizes": [8, 8, 8, 1],
-        "decoder_proj_sizes": [8, 8, 8],
-    }
-    specs = {
-        "tiny-paunet": ("paunet", {"preset": "demo", "patch_size": 32, "n_stages": 3}),
-        "tiny-unetrpp": ("unetrpp", small),
-        "tiny-consensus": ("unetrpp-consensus", small),
-    }
-    for name, (arch, kwargs) in specs.items():
-        model = create_model(arch, **kwargs)
-        card = ModelCard.for_model(
-            model, name=name, spacing_mm=[4.0] * 3, training_data="untrained"
-        )
-        save_checkpoint(model, card, folder / name)
-    return list(specs)
+    return write_tiny_study_models(folder, training_data="untrained")
 
 
 def trial_study(base: Path, kills: int, rng: random.Random, args: argparse.Namespace) -> list[dict]:

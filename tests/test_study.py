@@ -14,6 +14,7 @@ from nehmap.cli import main
 from nehmap.io import CaseFiles
 from nehmap.study import StudyConfig, run_study
 from nehmap.synth import write_cohort
+from tiny_models import write_tiny_study_models
 
 N_CASES = 4
 
@@ -57,32 +58,8 @@ def cohort(tmp_path_factory):
 @pytest.fixture(scope="module")
 def study_models(tmp_path_factory):
     """Tiny untrained models at the cohort's 4 mm, with few windows per case."""
-    import torch
-
-    from nehmap.models import create_model
-    from nehmap.models.card import ModelCard
-    from nehmap.models.checkpoint import save_checkpoint
-
     root = tmp_path_factory.mktemp("study-models")
-    torch.manual_seed(0)
-    small = {
-        "preset": "demo",
-        "patch_size": [32, 32, 32],
-        "stem_stride": 4,
-        "proj_sizes": [8, 8, 8, 1],
-        "decoder_proj_sizes": [8, 8, 8],
-    }
-    specs = {
-        "tiny-paunet": ("paunet", {"preset": "demo", "patch_size": 32, "n_stages": 3}),
-        "tiny-unetrpp": ("unetrpp", small),
-        "tiny-consensus": ("unetrpp-consensus", small),
-    }
-    for name, (arch, kwargs) in specs.items():
-        model = create_model(arch, **kwargs)
-        card = ModelCard.for_model(
-            model, name=name, spacing_mm=[4.0, 4.0, 4.0], training_data="untrained test network"
-        )
-        save_checkpoint(model, card, root / name)
+    write_tiny_study_models(root)
     return root
 
 
