@@ -99,13 +99,11 @@ def bias_field(rng: np.random.Generator, shape: tuple[int, ...], strength: float
     return np.exp(strength * field / np.abs(field).max()).astype(np.float32)
 
 
-def tumour_shape(
-    family: str, rng: np.random.Generator, mni: dict[str, np.ndarray]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The enhancing tumour's outer shape (bool) and its centres (voxel indices)."""
+def tumour_shape(family: str, rng: np.random.Generator, mni: dict[str, np.ndarray]) -> np.ndarray:
+    """The enhancing tumour's outer shape (bool)."""
     brain = mni["brain"]
     shape = brain.shape
-    grid = np.indices(shape, dtype=np.float32)
+    grid = [g.astype(np.float32) for g in np.ogrid[tuple(slice(0, n) for n in shape)]]
     if family == "cortical":
         candidates = np.argwhere((mni["depth"] >= 8) & (mni["depth"] <= 15))
     else:
@@ -130,7 +128,7 @@ def tumour_shape(
         if family == "irregular":
             level = level - 0.6 * smooth_noise(rng, shape, 3.0)
         out |= level <= 1.0
-    return out & brain, centres
+    return out & brain
 
 
 def phantom(
@@ -139,7 +137,7 @@ def phantom(
     """Four images (1 mm, MNI grid) and the nehmap label map of one case."""
     rng = np.random.default_rng(seed)
     brain, gm, wm = mni["brain"], mni["gm"], mni["wm"]
-    tumour, _ = tumour_shape(family, rng, mni)
+    tumour = tumour_shape(family, rng, mni)
     inside = ndi.distance_transform_edt(tumour)
     outside = ndi.distance_transform_edt(~tumour)
     rim = rng.uniform(2, 4)

@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         min_brain_dice=args.min_brain_dice,
         min_jacobian=args.min_jacobian,
         layout=args.layout,
-        include=tuple(sorted(read_id_list(args.include))) if args.include else (),
+        include=tuple(sorted(read_id_list(args.include))),
         clinical=Path(args.clinical) if args.clinical else None,
         clinical_id=args.clinical_id,
         exclude_where=tuple(args.exclude_where),

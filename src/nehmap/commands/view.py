@@ -58,7 +58,7 @@ def write_case_viewer(
     folder: str | Path,
     out: str | Path | None = None,
     *,
-    images: Mapping[str, Path] | None = None,
+    images: Mapping[str, str | Path] | None = None,
     threshold: float | None = None,
     overwrite: bool = False,
 ) -> tuple[Path, ViewerCase, int]:

@@ -84,7 +84,7 @@ def segment_case(
     folder: Path,
     *,
     models: Sequence[str] = (),
-    images: Mapping[str, Path] | None = None,
+    images: Mapping[str, str | Path] | None = None,
     title: str = "",
     threshold: float | None = None,
     strict: bool = False,
