@@ -40,7 +40,7 @@ test: $(STAMP) lint browser
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
 
-# Reproduce the shipped demo weights (about 2.5 h on 2 CPU cores); see models/README.md.
+# Reproduce the shipped demo weights (about 3 h on 2 CPU cores); see models/README.md.
 weights: $(STAMP)
 	NEHMAP=$(BIN)/nehmap PYTHON=$(BIN)/python bash scripts/train-demo-weights.sh build/weights
 

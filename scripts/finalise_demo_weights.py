@@ -273,7 +273,7 @@ def write_model_readme(
         "```",
         "",
         *section,
-        "Reproduce: `make weights` (scripts/train-demo-weights.sh, about 2.5 h on 2 CPU cores).",
+        "Reproduce: `make weights` (scripts/train-demo-weights.sh, about 3 h on 2 CPU cores).",
         "For real use, train on BraTS-derived data with NEH labels on a GPU; see the README.",
         "",
     ]

@@ -5,7 +5,7 @@
 # be tried and tested without real data or a GPU. They are NOT for real patients.
 # PAUNet and UNETR++ train in two stages: a first run, then a fine-tuning run that starts
 # from its best weights with the poly schedule restarted (nehmap train --init); the
-# consensus model trains on the fused maps of the fine-tuned pair. About 2.5 h on 2 cores.
+# consensus model trains on the fused maps of the fine-tuned pair. About 3 h on 2 cores.
 # The phantoms mix every tumour family (--family mixed) and training randomises the
 # domain (nehmap.train.randomise, on by default; docs/synthetic-data.md). The transfer
 # benchmark (benchmarks/bench_transfer.py) then scores the new weights on held-out
