@@ -73,6 +73,22 @@ def test_long_commands_take_no_progress_and_quiet(name: str) -> None:
     assert "--no-progress" in options and "--quiet" in options and "-q" in options
 
 
+SEEDED = sorted(n for n, p in COMMANDS.items() if "--seed" in _options(p))
+
+
+def test_some_commands_take_a_seed() -> None:
+    assert {"synth", "train", "demo", "validate recurrence"} <= set(SEEDED)
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_a_seed_is_a_non_negative_integer(name: str) -> None:
+    seed = _options(COMMANDS[name])["--seed"]
+    assert seed.type("7") == 7 and seed.type("0") == 0
+    for bad, why in (("-1", "at least 0"), ("1.5", "not an integer")):
+        with pytest.raises(argparse.ArgumentTypeError, match=why):
+            seed.type(bad)
+
+
 def test_progress_only_on_a_terminal(monkeypatch) -> None:
     from nehmap.commands import options
 

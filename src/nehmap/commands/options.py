@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -83,6 +84,21 @@ def add_workers(
     )  # fmt: skip
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def add_seed(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     default: int | None = 0,
@@ -90,7 +106,7 @@ def add_seed(
     **kwargs,
 ) -> None:
     """``--seed N``: seed of all randomness (``default_text`` as for --threads)."""
-    kwargs.setdefault("type", int)
+    kwargs.setdefault("type", int_at_least(0))
     parser.add_argument(
         "--seed", default=default, metavar="N",
         help=HELP_TEXTS["--seed"].format(default=default_text or default), **kwargs,

@@ -46,26 +46,6 @@ def _spacing(text: str) -> float | tuple[float, float, float]:
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``synth`` command's arguments to ``parser``."""
     parser.add_argument(
@@ -73,10 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT",
         help="collection folder to create (the ground truth goes to OUT_truth beside it)",
     )
-    parser.add_argument("--n", type=_positive_int, default=10, help="number of cases (default: 10)")
     from nehmap.commands import options
 
-    options.add_seed(parser, 0, type=_seed)
+    parser.add_argument(
+        "--n", type=options.int_at_least(1), default=10, help="number of cases (default: 10)"
+    )
+
+    options.add_seed(parser, 0)
     parser.add_argument(
         "--spacing",
         type=_spacing,

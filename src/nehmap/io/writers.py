@@ -124,6 +124,15 @@ NNUNET_LABELS: Mapping[str, int] = {
 }
 TIMEPOINT_LAYOUTS: frozenset[str] = frozenset({"brats2023", "upenn", "rhuh"})
 """Layouts that can hold more than one scan per patient."""
+_SCAN_ID_PATTERNS: dict[str, str] = {
+    "brats2021": "BraTS2021_{index:05d}",
+    "brats2020": "BraTS20_Training_{index:03d}",
+    "brats2018": "Brats18_NEHMAP_{index}_1",
+    "brats2023": "BraTS-GLI-{index:05d}-{timepoint:03d}",
+    "upenn": "UPENN-GBM-{index:05d}_{visit}1",
+    "rhuh": "RHUH-{index:04d}",
+}
+"""Case-ID patterns per layout (``visit`` = ``timepoint + 1``); others: ``NEHMAP_00001``."""
 
 
 def get_layout(layout: str | Layout) -> Layout:
@@ -156,19 +165,8 @@ def scan_id(layout: str | Layout, index: int, timepoint: int = 0) -> str:
         raise ValueError(f"index and timepoint must be non-negative, got {index}, {timepoint}.")
     if timepoint and spec.name not in TIMEPOINT_LAYOUTS:
         raise ValueError(f"The {spec.name} layout has a single time point per case.")
-    if spec.name == "brats2021":
-        return f"BraTS2021_{index:05d}"
-    if spec.name == "brats2020":
-        return f"BraTS20_Training_{index:03d}"
-    if spec.name == "brats2018":
-        return f"Brats18_NEHMAP_{index}_1"
-    if spec.name == "brats2023":
-        return f"BraTS-GLI-{index:05d}-{timepoint:03d}"
-    if spec.name == "upenn":
-        return f"UPENN-GBM-{index:05d}_{timepoint + 1}1"
-    if spec.name == "rhuh":
-        return f"RHUH-{index:04d}"
-    return f"NEHMAP_{index:05d}"
+    pattern = _SCAN_ID_PATTERNS.get(spec.name, "NEHMAP_{index:05d}")
+    return pattern.format(index=index, timepoint=timepoint, visit=timepoint + 1)
 
 
 def case_paths(

@@ -42,6 +42,20 @@ def _rank_biserial_paired(d: np.ndarray) -> float:
     return float((plus - minus) / (plus + minus))
 
 
+def _row(
+    test: str, res: Any, df: float, effect_size: float, effect_size_name: str
+) -> dict[str, Any]:
+    """One pair's result: the test, its statistic and p from scipy's ``res``, the effect size."""
+    return {
+        "test": test,
+        "statistic": float(res.statistic),
+        "df": float(df),
+        "p": float(res.pvalue),
+        "effect_size": float(effect_size),
+        "effect_size_name": effect_size_name,
+    }
+
+
 def _paired_row(
     xa: np.ndarray, xb: np.ndarray, parametric: bool, alternative: str
 ) -> dict[str, Any]:
@@ -53,25 +67,11 @@ def _paired_row(
         res = stats.ttest_rel(xa, xb, alternative=alternative)
         sd = d.std(ddof=1)
         es = float(d.mean() / sd) if sd > 0 else float("nan")
-        return {
-            "test": "paired t",
-            "statistic": float(res.statistic),
-            "df": float(n - 1),
-            "p": float(res.pvalue),
-            "effect_size": es,
-            "effect_size_name": "cohen_dz",
-        }
+        return _row("paired t", res, n - 1, es, "cohen_dz")
     if n < 1 or not np.any(d != 0):
         raise ValueError("the Wilcoxon test needs at least one non-zero paired difference")
     res = stats.wilcoxon(xa, xb, alternative=alternative)
-    return {
-        "test": "wilcoxon",
-        "statistic": float(res.statistic),
-        "df": float("nan"),
-        "p": float(res.pvalue),
-        "effect_size": _rank_biserial_paired(d),
-        "effect_size_name": "rank_biserial",
-    }
+    return _row("wilcoxon", res, float("nan"), _rank_biserial_paired(d), "rank_biserial")
 
 
 def _independent_row(
@@ -85,23 +85,12 @@ def _independent_row(
         va, vb = xa.var(ddof=1), xb.var(ddof=1)
         dof = (va / na + vb / nb) ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
         sd_av = np.sqrt((va + vb) / 2)
-        return {
-            "test": "welch t",
-            "statistic": float(res.statistic),
-            "df": float(dof),
-            "p": float(res.pvalue),
-            "effect_size": float((xa.mean() - xb.mean()) / sd_av) if sd_av > 0 else float("nan"),
-            "effect_size_name": "cohen_d_av",
-        }
+        es = float((xa.mean() - xb.mean()) / sd_av) if sd_av > 0 else float("nan")
+        return _row("welch t", res, dof, es, "cohen_d_av")
     res = stats.mannwhitneyu(xa, xb, alternative=alternative)
-    return {
-        "test": "mann-whitney u",
-        "statistic": float(res.statistic),
-        "df": float("nan"),
-        "p": float(res.pvalue),
-        "effect_size": float(2 * res.statistic / (na * nb) - 1),
-        "effect_size_name": "rank_biserial",
-    }
+    return _row(
+        "mann-whitney u", res, float("nan"), 2 * res.statistic / (na * nb) - 1, "rank_biserial"
+    )
 
 
 def _adjust(p: np.ndarray, correction: str | None, alpha: float) -> np.ndarray:
