@@ -151,6 +151,11 @@ def _scheme(
     )
 
 
+_BRATS_VALUES = {0: 0, 1: NC, 2: ED, 4: ET}
+"""Native -> nehmap values of the BraTS 2017-2021 and UPenn-GBM label maps (1, 2, 4)."""
+_NEH_AS_CORE = {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4}
+"""nehmap -> native values where NEH is written into the non-enhancing core (1)."""
+
 SCHEMES: Mapping[str, LabelScheme] = MappingProxyType(
     {
         s.name: s
@@ -165,22 +170,22 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType(
                 "brats2018",
                 "BraTS 2017-2020: 1 necrotic and non-enhancing tumour core (NCR/NET), "
                 "2 edema, 4 enhancing tumour",
-                {0: 0, 1: NC, 2: ED, 4: ET},
-                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
+                _BRATS_VALUES,
+                _NEH_AS_CORE,
             ),
             _scheme(
                 "brats2021",
                 "BraTS 2021: 1 necrosis (NCR), 2 edematous and invaded tissue (non-enhancing "
                 "tumour included), 4 enhancing tumour",
-                {0: 0, 1: NC, 2: ED, 4: ET},
+                _BRATS_VALUES,
                 {0: 0, NC: 1, ED: 2, NEH: 2, ET: 4},
             ),
             _scheme(
                 "brats",
                 "BraTS 2017-2021, release not known: 1 NCR/NET (until 2020) or NCR (2021), "
                 "2 edema, 4 enhancing tumour",
-                {0: 0, 1: NC, 2: ED, 4: ET},
-                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
+                _BRATS_VALUES,
+                _NEH_AS_CORE,
             ),
             _scheme(
                 "brats2023",
@@ -193,8 +198,8 @@ SCHEMES: Mapping[str, LabelScheme] = MappingProxyType(
             _scheme(
                 "upenn",
                 "UPenn-GBM segmentations: 1 necrosis, 2 edema, 4 enhancing tumour",
-                {0: 0, 1: NC, 2: ED, 4: ET},
-                {0: 0, NC: 1, ED: 2, NEH: 1, ET: 4},
+                _BRATS_VALUES,
+                _NEH_AS_CORE,
             ),
             _scheme(
                 "rhuh",

@@ -21,7 +21,7 @@ from nehmap.train.config import TrainConfig
 from nehmap.train.data import PreparedCase
 from nehmap.train.sampling import PatchPlan
 from nehmap.train.targets import TargetSpec
-from nehmap.train.validate import ValidationResult, validate_cases, validate_patches
+from nehmap.train.validate import ValidationResult, validate
 
 __all__ = ["RunProgress", "epoch_line", "epoch_row", "validate_epoch"]
 
@@ -118,14 +118,10 @@ def validate_epoch(
     amp: bool,
 ) -> ValidationResult:
     """Validate on fixed patches or on whole cases, as ``config.val_mode`` says."""
-    if config.val_mode == "patches":
-        return validate_patches(
-            model, val_cases, val_plans, loss_fn, target.regions, patch,
-            device=device, batch_size=config.batch_size, amp=amp,
-        )  # fmt: skip
-    return validate_cases(
+    plans = val_plans if config.val_mode == "patches" else None
+    return validate(
         model, val_cases, loss_fn, target.regions, patch,
-        device=device, batch_size=config.batch_size, amp=amp,
+        device=device, plans=plans, batch_size=config.batch_size, amp=amp,
     )  # fmt: skip
 
 

@@ -98,20 +98,27 @@ def _autocast(device: torch.device, amp: bool) -> torch.autocast:
 
 
 @torch.no_grad()
-def validate_patches(
+def validate(
     model: nn.Module,
     cases: Sequence[PreparedCase],
-    plans: Sequence[PatchPlan],
     loss_fn: nn.Module,
     regions: Mapping[str, Sequence[int]],
     patch: Sequence[int],
     *,
     device: torch.device,
+    plans: Sequence[PatchPlan] | None = None,
     batch_size: int = 2,
     amp: bool = False,
 ) -> ValidationResult:
-    """Loss and pseudo-Dice over fixed validation patches (see the module docstring)."""
+    """Loss and Dice on the validation cases (see the module docstring).
+
+    With ``plans`` (from :func:`fixed_patches`) the ``patches`` mode: loss and pseudo-Dice
+    over those patches; without, the ``cases`` mode: sliding-window inference over each
+    whole case. ``patch`` is the network's patch size in voxels.
+    """
     model.eval()
+    if plans is None:
+        return _over_whole_cases(model, cases, loss_fn, regions, patch, device, batch_size, amp)
     counts = {name: np.zeros(3) for name in regions}
     losses: list[float] = []
     for b in range(0, len(plans), batch_size):
@@ -129,22 +136,19 @@ def validate_patches(
     return ValidationResult(float(sum(losses) / max(len(plans), 1)), dice)
 
 
-@torch.no_grad()
-def validate_cases(
+def _over_whole_cases(
     model: nn.Module,
     cases: Sequence[PreparedCase],
     loss_fn: nn.Module,
     regions: Mapping[str, Sequence[int]],
     patch: Sequence[int],
-    *,
     device: torch.device,
-    batch_size: int = 2,
-    amp: bool = False,
+    batch_size: int,
+    amp: bool,
 ) -> ValidationResult:
-    """Loss and Dice over whole validation cases by sliding-window inference."""
+    """The ``cases`` mode of :func:`validate`: Dice per case, averaged over cases."""
     from nehmap.infer import sliding_window_logits
 
-    model.eval()
     per_case: dict[str, list[float]] = {name: [] for name in regions}
     losses = []
     for case in cases:
