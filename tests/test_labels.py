@@ -104,3 +104,38 @@ def test_brats2021_writes_neh_as_edema_and_brats2018_as_core():
 )
 def test_brats_release_from_case_id(case_id, scheme):
     assert L.brats_scheme_for_id(case_id) == scheme
+
+
+def test_check_label_map_accepts_labels_and_keeps_the_dtype():
+    from nehmap.labels import check_label_map
+
+    for dtype in (np.uint8, np.int16, np.float32):
+        arr = np.array([[0, 1], [3, 4]], dtype=dtype)
+        out = check_label_map(arr, "seg")
+        assert out.dtype == dtype and np.array_equal(out, arr)
+    assert check_label_map(np.zeros((0, 3), np.uint8)).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.array([0, 1, 5], np.uint8), r"seg holds values \[5\] that are not nehmap labels"),
+        (np.array([0, -1], np.int8), r"seg holds values \[-1\] that are not nehmap labels"),
+        (np.array([0.0, 0.5, 1.0]), r"seg holds non-integer values \[0.5\]"),
+        (np.array([0.0, np.nan]), r"seg holds non-integer values"),
+        (np.array([True, False]), r"seg must be an integer nehmap label map .* dtype bool"),
+    ],
+)
+def test_check_label_map_names_the_argument_and_the_values(bad, message):
+    from nehmap.derive import derive_neh
+    from nehmap.labels import check_label_map
+    from nehmap.metrics import evaluate_labels
+
+    with pytest.raises(ValueError, match=message):
+        check_label_map(bad, "seg")
+    # derive-neh and the metrics table check label maps with this one function
+    good = np.zeros(bad.shape, np.uint8)
+    with pytest.raises(ValueError, match=message.replace("seg", "second_labels")):
+        derive_neh(good, bad, (1.0,))
+    with pytest.raises(ValueError, match=message.replace("seg", "pred_labels")):
+        evaluate_labels(bad, good, (1.0,))

@@ -258,6 +258,39 @@ def unexpected_values(labels: np.ndarray, scheme: str | LabelScheme) -> list[flo
     return [v.item() for v in np.unique(labels) if v.item() not in allowed]
 
 
+def check_label_map(labels: np.ndarray, name: str = "labels") -> np.ndarray:
+    """``labels`` as an array, after checking that it holds only nehmap labels (0-4).
+
+    Integer arrays, and float arrays whose values are whole numbers, are accepted; the
+    dtype is kept. ``name`` is the argument's name in the messages.
+
+    Raises:
+        ValueError: for another dtype, non-integer values, or values that are not nehmap
+            labels; the message lists the labels and says how to convert a dataset's.
+    """
+    arr = np.asarray(labels)
+    legend = ", ".join(f"{k} {v}" for k, v in LABEL_NAMES.items())
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{name} must be an integer nehmap label map ({legend}), got dtype {arr.dtype}."
+        )
+    if arr.size == 0:
+        return arr
+    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        odd = arr[arr != np.round(arr)]
+        raise ValueError(
+            f"{name} holds non-integer values {np.unique(odd)[:8].tolist()}, which are not "
+            f"nehmap labels ({legend}); pass the label map itself, not probabilities."
+        )
+    if arr.min() < min(LABEL_NAMES) or arr.max() > max(LABEL_NAMES):
+        bad = [v.item() for v in np.unique(arr) if v.item() not in LABEL_NAMES][:8]
+        raise ValueError(
+            f"{name} holds values {bad} that are not nehmap labels ({legend}). Convert the "
+            "dataset's labels first, e.g. `nehmap.labels.to_nehmap(labels, 'brats2021')`."
+        )
+    return arr
+
+
 def _check_values(labels: np.ndarray, scheme: LabelScheme, what: str) -> None:
     bad = unexpected_values(labels, scheme)
     if bad:

@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from nehmap.labels import BACKGROUND, ED, LABEL_NAMES, NC, NEH
+from nehmap.labels import BACKGROUND, ED, NC, NEH, check_label_map
+from nehmap.spacing import check_spacing
 
 DEFAULT_OPENING_MM = 1.0
 """Default radius (mm) of the ball of the morphological opening."""
@@ -110,16 +111,6 @@ def choose_rule(reference_scheme: str, second_scheme: str, rule: str | None = No
     )
 
 
-def _check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
-    values = tuple(float(s) for s in spacing)
-    if len(values) != ndim or not all(math.isfinite(s) and s > 0 for s in values):
-        raise ValueError(
-            f"spacing {tuple(spacing)} must give one positive voxel size (mm) per axis of "
-            f"the {ndim}D label map."
-        )
-    return values
-
-
 def ball(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
     """A ball of ``radius_mm`` mm as a boolean structuring element on a ``spacing`` grid.
 
@@ -139,7 +130,7 @@ def ball(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
     """
     if not math.isfinite(radius_mm) or radius_mm < 0:
         raise ValueError(f"radius_mm must be a finite number >= 0, got {radius_mm}.")
-    sp = _check_spacing(spacing, len(tuple(spacing)))
+    sp = check_spacing(spacing, np.size(spacing))
     half = [int(math.floor(radius_mm / s * (1 + 1e-9))) for s in sp]
     axes = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
     dist2 = sum((np.asarray(a, dtype=float) * s) ** 2 for a, s in zip(axes, sp, strict=True))
@@ -174,7 +165,7 @@ def remove_small_components(
         Number of components kept and removed.
     """
     check_min_volume(min_volume_mm3)
-    sp = _check_spacing(spacing, mask.ndim)
+    sp = check_spacing(spacing, mask.ndim)
     structure = ndimage.generate_binary_structure(mask.ndim, mask.ndim)
     components, n = ndimage.label(np.asarray(mask, dtype=bool), structure=structure)
     if n == 0:
@@ -242,21 +233,6 @@ class NehStats:
         ]
 
 
-def _check_labels(labels: np.ndarray, what: str) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind != "f" or not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{what} must hold integer nehmap labels, got dtype {arr.dtype}.")
-    bad = [v.item() for v in np.unique(arr) if v.item() not in LABEL_NAMES]
-    if bad:
-        raise ValueError(
-            f"{what} holds values {bad} that are not nehmap labels "
-            f"({', '.join(f'{k} {v}' for k, v in LABEL_NAMES.items())}); convert it with "
-            "nehmap.labels.to_nehmap first."
-        )
-    return arr.astype(np.uint8, copy=False)
-
-
 def clean_candidates(
     candidates: np.ndarray, spacing: Sequence[float], opening_mm: float, min_volume_mm3: float
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -269,7 +245,7 @@ def clean_candidates(
     n_kept, n_removed : int
         Components kept and removed by the volume filter.
     """
-    sp = _check_spacing(spacing, candidates.ndim)
+    sp = check_spacing(spacing, candidates.ndim)
     element = ball(opening_mm, sp)
     check_min_volume(min_volume_mm3)
     if element.size > 1 and candidates.any():
@@ -338,14 +314,14 @@ def derive_neh(
     >>> int((labels == 3).sum()), int((labels == 1).sum())
     (316, 27)
     """
-    ref = _check_labels(reference_labels, "reference_labels")
-    sec = _check_labels(second_labels, "second_labels")
+    ref = check_label_map(reference_labels, "reference_labels").astype(np.uint8, copy=False)
+    sec = check_label_map(second_labels, "second_labels").astype(np.uint8, copy=False)
     if ref.shape != sec.shape:
         raise ValueError(
             f"reference_labels {ref.shape} and second_labels {sec.shape} differ in shape: "
             "put both segmentations on one grid first."
         )
-    sp = _check_spacing(spacing, ref.ndim)
+    sp = check_spacing(spacing, ref.ndim)
     if rule not in RULES:
         raise ValueError(f"Unknown derivation rule {rule!r}; use one of {', '.join(RULES)}.")
     if rule == "paper":

@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from nehmap.spacing import check_spacing
+
 __all__ = [
     "as_mask",
     "check_empty_penalty",
@@ -127,55 +129,6 @@ def check_ndim(ndim: int, allowed: tuple[int, ...], what: str) -> None:
             f"{what} supports {dims} masks, but the masks have {ndim} dimension(s). "
             "Compute the metric on each volume (or slice) separately."
         )
-
-
-def check_spacing(spacing: object, ndim: int, name: str = "spacing") -> tuple[float, ...]:
-    """Validate a voxel spacing and return it as a tuple of floats.
-
-    Parameters
-    ----------
-    spacing : sequence of float
-        Voxel size in mm along each array axis, in array-axis order.
-    ndim : int
-        Number of axes of the masks.
-    name : str
-        The argument's name, used in error messages.
-
-    Returns
-    -------
-    tuple of float
-        ``ndim`` finite, positive voxel sizes in mm.
-
-    Raises
-    ------
-    ValueError
-        If ``spacing`` is not a sequence of ``ndim`` finite positive numbers.
-    """
-    example = "(" + ", ".join(["1.0"] * max(ndim, 1)) + ")"
-    if isinstance(spacing, numbers.Number) or isinstance(spacing, (str, bytes)):
-        raise ValueError(
-            f"{name} must be a sequence with one voxel size in mm per array axis "
-            f"({ndim} values, in array-axis order), got {spacing!r}; e.g. {example}."
-        )
-    try:
-        values = np.asarray(spacing, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a sequence of {ndim} numbers (voxel sizes in mm, in array-axis "
-            f"order), got {spacing!r}."
-        ) from None
-    if values.ndim != 1 or values.size != ndim:
-        raise ValueError(
-            f"{name} has {values.size} value(s) {tuple(values.ravel().tolist())} but the masks "
-            f"have {ndim} axes: give one voxel size in mm per array axis, in array-axis order, "
-            f"e.g. {example}."
-        )
-    if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(
-            f"{name} must hold finite, positive voxel sizes in mm, got {tuple(values.tolist())}. "
-            "Read the spacing from the image header (e.g. nibabel's `img.header.get_zooms()`)."
-        )
-    return tuple(float(v) for v in values)
 
 
 def check_nonnegative(value: object, name: str, unit: str = "mm") -> float:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from nehmap.labels import LABEL_NAMES, REGIONS, TUMOUR_LABELS
+from nehmap.labels import LABEL_NAMES, REGIONS, TUMOUR_LABELS, check_label_map
 from nehmap.metrics._grid import _extent, _union
 from nehmap.metrics._validation import check_empty_penalty, check_nonnegative, check_spacing
 from nehmap.metrics.overlap import dice, jaccard
@@ -31,27 +31,6 @@ METRIC_NAMES: tuple[str, ...] = ("dice", "jaccard", "hd95", "surface_dice", "hau
 
 DEFAULT_METRICS: tuple[str, ...] = ("dice", "jaccard", "hd95", "surface_dice")
 """The metrics reported by default."""
-
-
-def _as_label_map(labels: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(labels)
-    valid = sorted(LABEL_NAMES)
-    legend = ", ".join(f"{k} {v}" for k, v in LABEL_NAMES.items())
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(
-            f"{name} must be an integer nehmap label map ({legend}), got dtype {arr.dtype}."
-        )
-    if arr.size:
-        lo, hi = arr.min(), arr.max()
-        integral = arr.dtype.kind in "iu" or bool(np.all(arr == np.round(arr)))
-        if not (lo >= valid[0] and hi <= valid[-1] and integral):
-            bad = [v.item() for v in np.unique(arr) if v not in LABEL_NAMES][:8]
-            raise ValueError(
-                f"{name} contains values {bad} that are not nehmap labels ({legend}). "
-                "Convert the dataset's labels first, e.g. "
-                "`nehmap.labels.to_nehmap(labels, 'brats2021')`."
-            )
-    return arr
 
 
 def _resolve_regions(regions: Sequence[str | int]) -> list[tuple[str, tuple[int, ...]]]:
@@ -134,8 +113,8 @@ def evaluate_labels(
     >>> table.shape
     (8, 3)
     """
-    pred = _as_label_map(pred_labels, "pred_labels")
-    ref = _as_label_map(ref_labels, "ref_labels")
+    pred = check_label_map(pred_labels, "pred_labels")
+    ref = check_label_map(ref_labels, "ref_labels")
     if pred.shape != ref.shape:
         raise ValueError(
             f"pred_labels has shape {pred.shape} but ref_labels has shape {ref.shape}: "

@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from nehmap.spacing import check_spacing
 from nehmap.stats.tidy import TidyRow
 
 __all__ = ["SpatialNullResult", "random_placement", "spatial_null"]
@@ -136,15 +137,6 @@ class SpatialNullResult(TidyRow):
             "rotate": self.rotate,
             "clip_to_brain": self.clip_to_brain,
         }
-
-
-def _check_spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:
-    sp = np.asarray(spacing, dtype=float)
-    if sp.shape != (ndim,):
-        raise ValueError(f"spacing needs one voxel size per axis ({ndim}), got {tuple(spacing)}")
-    if not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-        raise ValueError(f"spacing must be positive and finite, got {tuple(spacing)}")
-    return sp
 
 
 class _Placer:
@@ -282,7 +274,7 @@ def random_placement(
     """
     A = _as_bool(A)
     brain = _as_bool(brain_mask)
-    sp = _check_spacing(spacing, A.ndim)
+    sp = np.asarray(check_spacing(spacing, A.ndim))
     placer = _Placer(
         A, brain, sp, min_inside=min_inside, rotate=rotate, clip_to_brain=clip_to_brain
     )
@@ -376,7 +368,7 @@ def spatial_null(
     brain = _as_bool(brain_mask)
     if B.shape != A.shape:
         raise ValueError(f"A {A.shape} and B {B.shape} differ in shape")
-    sp = _check_spacing(spacing, A.ndim)
+    sp = np.asarray(check_spacing(spacing, A.ndim))
     sp_tuple = tuple(float(s) for s in sp)
     placer = _Placer(
         A, brain, sp, min_inside=min_inside, rotate=rotate, clip_to_brain=clip_to_brain
