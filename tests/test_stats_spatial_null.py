@@ -142,3 +142,14 @@ def test_errors_and_warnings() -> None:
         res = spatial_null(A, A, BRAIN, SPACING, sometimes_nan, n=20)
     assert any("not finite" in str(w.message) for w in caught)
     assert res.n_invalid == 5 and res.n == 15
+
+
+def test_to_dict_holds_every_scalar_field_the_metric_first():
+    from dataclasses import fields
+
+    from nehmap.stats.spatial_null import SpatialNullResult
+
+    values = {f.name: i for i, f in enumerate(fields(SpatialNullResult))}
+    row = SpatialNullResult(**values).to_dict()
+    assert list(row)[0] == "metric" and "null" not in row
+    assert row == {k: v for k, v in values.items() if k != "null"}

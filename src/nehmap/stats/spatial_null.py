@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -120,23 +120,9 @@ class SpatialNullResult(TidyRow):
     metric: str
 
     def to_dict(self) -> dict[str, Any]:
-        """Scalar fields as a dictionary (the null array is left out)."""
-        return {
-            "metric": self.metric,
-            "observed": self.observed,
-            "expected": self.expected,
-            "ratio": self.ratio,
-            "p_value": self.p_value,
-            "alternative": self.alternative,
-            "null_sd": self.null_sd,
-            "n": self.n,
-            "n_invalid": self.n_invalid,
-            "n_attempts": self.n_attempts,
-            "acceptance_rate": self.acceptance_rate,
-            "min_inside": self.min_inside,
-            "rotate": self.rotate,
-            "clip_to_brain": self.clip_to_brain,
-        }
+        """Scalar fields as a dictionary, the metric first (the null array is left out)."""
+        scalars = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "null"}
+        return {"metric": scalars.pop("metric"), **scalars}
 
 
 class _Placer:
