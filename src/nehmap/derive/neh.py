@@ -35,6 +35,7 @@ from nehmap.derive.second import SecondSegmentations
 from nehmap.errors import CaseError, NehmapInputError, OutputError
 from nehmap.io.atomic import write_text_atomic
 from nehmap.io.case import DEFAULT_GRID_TOLERANCE_MM, check_case_headers
+from nehmap.io.label_file import read_label_map
 from nehmap.io.layouts import Collection, discover
 from nehmap.io.modalities import LABEL, MODALITIES
 from nehmap.io.nnunet import (
@@ -45,7 +46,6 @@ from nehmap.io.nnunet import (
     dataset_root,
     parse_channels,
     prepare_output,
-    read_label_map,
     tissue_dataset_json,
 )
 
@@ -247,9 +247,10 @@ def derive_dataset(
                     "has no reference segmentation.",
                     "Add the case's label file or remove the case from the reference.",
                 )
-            ref, ref_grid = read_label_map(
+            ref, ref_image = read_label_map(
                 files.files[LABEL], files.label_scheme or "nehmap", case_id=case_id
             )
+            ref_grid = ref_image.grid
             check_same_grid(
                 case_id,
                 ref_grid,
@@ -266,7 +267,10 @@ def derive_dataset(
                     "the second segmentation is one of the reference case's own files.",
                     "Point --second at the other model's predictions.",
                 )
-            second_labels, second_grid = read_label_map(second_path, second_scheme, case_id=case_id)
+            second_labels, second_image = read_label_map(
+                second_path, second_scheme, case_id=case_id
+            )
+            second_grid = second_image.grid
             check_same_grid(
                 case_id,
                 second_grid,

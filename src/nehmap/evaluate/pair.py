@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from nehmap.errors import NehmapInputError
+from nehmap.io.label_file import read_label_map
 from nehmap.io.nnunet_json import CONSENSUS_SCHEME
-from nehmap.io.segmentations import LabelMapRef, read_label_map
+from nehmap.io.segmentations import LabelMapRef
 from nehmap.labels import NEH, LabelScheme
 from nehmap.metrics import DEFAULT_METRICS, DEFAULT_REGIONS, evaluate_labels
 
@@ -100,8 +101,8 @@ def evaluate_pair(
         NehmapInputError: a file is unreadable, holds values its scheme does not define,
             or the two maps lie on different grids (the message names the files).
     """
-    pred_labels, pred_img = read_label_map(pred)
-    ref_labels, ref_img = read_label_map(ref)
+    pred_labels, pred_img = read_label_map(pred.path, pred.scheme)
+    ref_labels, ref_img = read_label_map(ref.path, ref.scheme)
     _check_same_grid(pred_img, ref_img, pred, ref)
     pred_labels, pred_neh_only = _as_neh_labels(pred_labels, pred)
     ref_labels, ref_neh_only = _as_neh_labels(ref_labels, ref)

@@ -45,6 +45,7 @@ from nehmap.io.case import check_case_headers
 from nehmap.io.collection import CaseFiles, Collection
 from nehmap.io.grid_check import check_same_grid
 from nehmap.io.image import DEFAULT_GRID_TOLERANCE_MM, Grid
+from nehmap.io.label_file import read_label_map
 from nehmap.io.layout_writers import (
     MANIFEST_LABEL_TAG,
     MANIFEST_NAME,
@@ -72,7 +73,6 @@ from nehmap.io.nnunet_json import (
     tissue_dataset_json,
     write_dataset_json,
 )
-from nehmap.io.nnunet_read import read_label_map
 from nehmap.io.nnunet_write import (
     NnunetWriter,
     dataset_folder_name,
@@ -107,7 +107,6 @@ __all__ = [
     "NnunetDataset",
     "read_dataset_json",
     "write_dataset_json",
-    "read_label_map",
     "check_same_grid",
     "place_file",
     "prepare_output",
@@ -169,9 +168,10 @@ def _progress(items: Sequence, desc: str, progress: bool) -> Iterable:
 def _case_labels(files: CaseFiles, grid: Grid, tolerance_mm: float) -> np.ndarray | None:
     if LABEL not in files.files:
         return None
-    labels, label_grid = read_label_map(
+    labels, label_image = read_label_map(
         files.files[LABEL], files.label_scheme or "nehmap", case_id=files.case_id
     )
+    label_grid = label_image.grid
     check_same_grid(
         files.case_id,
         label_grid,

@@ -3,9 +3,9 @@
 :func:`parse_nnunet` finds the cases of a dataset folder (the ``nnunet`` layout of
 :func:`nehmap.io.discover`): channels named by ``dataset.json``, label files from
 ``labelsTr``/``labelsTs``, their meaning from
-:func:`nehmap.io.nnunet_json.dataset_label_scheme`. :func:`read_label_map` reads one
-label map and converts it to nehmap labels (:mod:`nehmap.io.grid_check` checks that it
-lies on its case's grid).
+:func:`nehmap.io.nnunet_json.dataset_label_scheme`. Label files are read by
+:func:`nehmap.io.label_file.read_label_map` (:mod:`nehmap.io.grid_check` checks that
+each lies on its case's grid).
 """
 
 from __future__ import annotations
@@ -14,14 +14,10 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-
-from nehmap.errors import CaseError, NehmapInputError
+from nehmap.errors import NehmapInputError
 from nehmap.io.collection import CaseFiles
-from nehmap.io.image import Grid, read_image
 from nehmap.io.modalities import LABEL, MODALITIES, normalise_modality
 from nehmap.io.nnunet_json import dataset_label_scheme
-from nehmap.labels import LabelScheme, get_scheme, to_nehmap, unexpected_values
 
 
 def nnunet_root(root: Path) -> Path | None:
@@ -95,57 +91,3 @@ def parse_nnunet(root: Path) -> tuple[list[CaseFiles], list[Path]]:
                 else:
                     case.files[LABEL] = label
     return [cases[k] for k in sorted(cases)], unmatched
-
-
-def read_label_map(
-    path: str | Path, scheme: str | LabelScheme, *, case_id: str | None = None
-) -> tuple[np.ndarray, Grid]:
-    """Read a label map and convert it to nehmap labels.
-
-    Parameters
-    ----------
-    path : path
-        The label file.
-    scheme : str or LabelScheme
-        Its label scheme.
-    case_id : str, optional
-        The case, for messages.
-
-    Returns
-    -------
-    labels : ndarray of uint8, shape (X, Y, Z)
-        nehmap labels, canonical RAS+.
-    grid : Grid
-        The file's geometry.
-
-    Raises
-    ------
-    CaseError
-        When the file cannot be read, holds non-integer values or values the scheme does
-        not define.
-    """
-    p = Path(path)
-    case = case_id or p.name
-    s = get_scheme(scheme)
-    try:
-        img = read_image(p, dtype=None, kind="label map")
-    except NehmapInputError as exc:
-        raise CaseError(case, exc.path, exc.problem, exc.hint) from exc
-    data = img.array
-    if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
-        raise CaseError(
-            case,
-            p,
-            "label map holds non-integer values.",
-            "Give a label map (integer classes), not a probability map.",
-        )
-    bad = unexpected_values(data, s)
-    if bad:
-        raise CaseError(
-            case,
-            p,
-            f"label map holds values {bad} outside the '{s.name}' label scheme "
-            f"(allowed: {list(s.allowed_values)}).",
-            "Declare the file's label scheme (e.g. --second-scheme brats2021) or fix the file.",
-        )
-    return to_nehmap(data.astype(np.int64), s), img.grid

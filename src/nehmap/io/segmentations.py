@@ -20,14 +20,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from nehmap.errors import NehmapInputError
-from nehmap.io.image import image_suffix, read_image, strip_image_suffix
+from nehmap.io.image import image_suffix, strip_image_suffix
 from nehmap.io.layouts import discover
 from nehmap.io.nnunet_json import CONSENSUS_SCHEME
 from nehmap.io.writers import TRUTH_LABELS_TAG
-from nehmap.labels import LabelScheme, to_nehmap
+from nehmap.labels import LabelScheme
 
 _SEGMENT_OUTPUT = re.compile(r"^(?P<case>.+)_seg-(?P<model>.+)$")
 _PLAIN_SUFFIX = re.compile(r"[_-](seg|segm|segmentation|segmentations|labels?)$", re.IGNORECASE)
@@ -185,29 +183,3 @@ def _from_plain_folder(base: Path, scheme: str) -> dict[str, LabelMapRef]:
             "output.",
         )
     return refs
-
-
-def read_label_map(ref: LabelMapRef):  # noqa: ANN201 - returns (labels, Image)
-    """Read a label map in nehmap labels (or levels / binary for the special schemes).
-
-    Returns:
-        (uint8 canonical array, :class:`nehmap.io.image.Image` of the file).
-    """
-    img = read_image(ref.path, dtype=None, kind="label map")
-    data = img.array
-    if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
-        raise NehmapInputError(
-            ref.path, "holds non-integer values, not labels.", "Give a label map."
-        )
-    if ref.scheme in (CONSENSUS_SCHEME, "binary-neh"):
-        allowed = {0, 1, 2} if ref.scheme == CONSENSUS_SCHEME else {0, 1}
-        bad = sorted(set(np.unique(data).tolist()) - allowed)
-        if bad:
-            raise NehmapInputError(
-                ref.path, f"holds values {bad}, expected {sorted(allowed)}.", "Check the file."
-            )
-        return data.astype(np.uint8), img
-    try:
-        return to_nehmap(data.astype(np.int64), ref.scheme), img
-    except ValueError as exc:
-        raise NehmapInputError(ref.path, str(exc), "") from exc
