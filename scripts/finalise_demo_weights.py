@@ -25,6 +25,7 @@ from nehmap.metrics import dice
 from nehmap.models.checkpoint import load_checkpoint, save_checkpoint
 from nehmap.segmentation import Segmentation, load_models, segment, write_segmentation
 from nehmap.train import TrainConfig
+from nehmap.train.augment_config import DOMAIN_RANDOMISATION_PROBS
 
 MODELS = ("paunet", "unetrpp", "unetrpp-consensus")
 SIGMAS_MM = (0.0, 0.75, 1.5)
@@ -63,15 +64,25 @@ def final_run(work: Path, name: str) -> Path:
 
 def schedule_words(work: Path, name: str) -> str:
     """How many epochs of which stages trained the shipped weights, in words."""
-    first = training_log(work / "runs" / name)["epochs"]
+    first_run = work / "runs" / name
+    first = f"{training_log(first_run)['epochs']} epochs{_randomisation_words(first_run)}"
     run = final_run(work, name)
     if run.name == name:
-        return f"{first} epochs"
+        return first
     lr = TrainConfig.from_file(run / "config.toml").lr
     return (
-        f"{first} epochs, then {training_log(run)['epochs']} epochs of fine-tuning from the "
-        f"best of those (poly schedule restarted at lr {lr:g})"
+        f"{first}, then {training_log(run)['epochs']} epochs of fine-tuning from the "
+        f"best of those{_randomisation_words(run)} (poly schedule restarted at lr {lr:g})"
     )
+
+
+def _randomisation_words(run: Path) -> str:
+    """`` with domain randomisation`` or `` without ...``, as the run was configured."""
+    config = TrainConfig.from_file(run / "config.toml")
+    on = config.augment and any(
+        getattr(config.augmentation, key) > 0 for key in DOMAIN_RANDOMISATION_PROBS
+    )
+    return " with domain randomisation" if on else " without domain randomisation"
 
 
 def fusion_sensitivity(seg: Segmentation, truth: np.ndarray, spacing: tuple) -> list[dict]:

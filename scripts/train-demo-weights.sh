@@ -4,7 +4,8 @@
 # They are trained on synthetic phantoms (nehmap synth, 2 mm) on a CPU, so that nehmap can
 # be tried and tested without real data or a GPU. They are NOT for real patients.
 # PAUNet and UNETR++ train in two stages: a first run, then a fine-tuning run that starts
-# from its best weights with the poly schedule restarted (nehmap train --init); the
+# from its best weights with the poly schedule restarted (nehmap train --init). UNETR++'s
+# first run has domain randomisation off (--no-randomise), its fine-tuning on; the
 # consensus model trains on the fused maps of the fine-tuned pair. About 3 h on 2 cores.
 # The phantoms mix every tumour family (--family mixed) and training randomises the
 # domain (nehmap.train.randomise, on by default; docs/synthetic-data.md). The transfer
@@ -53,8 +54,8 @@ train() {  # model epochs data out [more flags]
 
 step "PAUNet"
 train paunet "$EPOCHS_PAUNET" "$WORK/train" "$WORK/runs/paunet"
-step "UNETR++"
-train unetrpp "$EPOCHS_UNETRPP" "$WORK/train" "$WORK/runs/unetrpp"
+step "UNETR++, first without domain randomisation (it learns NEH only so; docs/synthetic-data.md)"
+train unetrpp "$EPOCHS_UNETRPP" "$WORK/train" "$WORK/runs/unetrpp" --no-randomise
 for model in paunet unetrpp; do
     step "$model: fine-tuning from its best weights"
     epochs=FINETUNE_${model^^}

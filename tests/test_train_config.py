@@ -9,6 +9,7 @@ import pytest
 
 from nehmap.commands import train as command
 from nehmap.train import AugmentConfig, ConfigError, TrainConfig
+from nehmap.train.augment_config import DOMAIN_RANDOMISATION_PROBS
 from nehmap.train.config import differences
 
 
@@ -98,6 +99,18 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     assert untouched == TrainConfig() and untouched.init is None
     tuned, _ = command.config_from_args(_args("--init", str(tmp_path / "run" / "best")))
     assert tuned.init == str((tmp_path / "run" / "best").resolve())
+
+
+def test_no_randomise_turns_off_only_the_domain_randomisation(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[augmentation]\nbias_prob = 0.9\ngamma_prob = 0.4\n")
+    config, _ = command.config_from_args(_args("--config", str(path), "--no-randomise"))
+    for key in DOMAIN_RANDOMISATION_PROBS:
+        assert getattr(config.augmentation, key) == 0.0, key
+    assert config.augment and config.augmentation.gamma_prob == 0.4
+    assert config.augmentation.flip_prob == TrainConfig().augmentation.flip_prob > 0
+    default, _ = command.config_from_args(_args())
+    assert all(getattr(default.augmentation, k) > 0 for k in DOMAIN_RANDOMISATION_PROBS)
 
 
 def test_resume_differences_name_the_settings() -> None:

@@ -150,6 +150,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=s,
         help="no augmentation (flips, rotations, scaling, intensity, gamma, noise, blur)",
     )
+    g.add_argument(
+        "--no-randomise",
+        dest="randomise",
+        action="store_false",
+        default=s,
+        help="augmentation without domain randomisation (per-label contrasts, bias, Rician "
+        "noise, thick slices, modality dropout): the first stage of a curriculum",
+    )
     options.add_seed(g, s, "0")
     g.add_argument(
         "--deterministic",
@@ -246,6 +254,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     for key in ("data", "out", "init"):
         if key in given:
             values[key] = str(Path(given[key]).expanduser().resolve())
+    if given.get("randomise") is False:
+        from nehmap.train.augment_config import DOMAIN_RANDOMISATION_PROBS
+
+        off = dict.fromkeys(DOMAIN_RANDOMISATION_PROBS, 0.0)
+        values["augmentation"] = {**values.get("augmentation", {}), **off}
     if "patch_size" in given:
         parts = [int(v) for v in str(given["patch_size"]).replace("x", ",").split(",") if v]
         values["patch_size"] = parts * 3 if len(parts) == 1 else parts
