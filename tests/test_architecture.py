@@ -23,7 +23,7 @@ PACKAGE = "nehmap"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     # lowest first; a module may import its own layer and the layers below it
-    ("nehmap._version", "nehmap.errors", "nehmap.labels", "nehmap.spacing"),
+    ("nehmap._version", "nehmap.errors", "nehmap.labels", "nehmap.spacing", "nehmap.bars"),
     ("nehmap.io",),
     ("nehmap.preprocess", "nehmap.metrics", "nehmap.stats", "nehmap.fusion"),
     ("nehmap.models", "nehmap.infer"),

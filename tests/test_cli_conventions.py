@@ -101,6 +101,20 @@ def test_progress_only_on_a_terminal(monkeypatch) -> None:
     assert not options.show_progress(argparse.Namespace(no_progress=False, quiet=True))
 
 
+def test_case_bars_count_cases_on_stderr_and_only_when_asked(capsys) -> None:
+    from nehmap.bars import case_bar
+
+    assert list(case_bar(["a", "b"], "cases", False)) == ["a", "b"]
+    assert capsys.readouterr() == ("", "")
+    assert list(case_bar(["a", "b", "c"], "checking", True)) == ["a", "b", "c"]
+    out, err = capsys.readouterr()
+    assert out == "" and "checking" in err and "3/3" in err and "case" in err
+    bar = case_bar(None, "study", True, total=4)
+    bar.update(2)
+    bar.close()
+    assert "2/4" in capsys.readouterr().err
+
+
 def test_nothing_could_start_is_exit_code_2(tmp_path, capsys) -> None:
     from nehmap.cli import main
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nehmap.bars import case_bar
+
 HELP = "list the cases of a folder or manifest: what was found and what is missing"
 
 _COLUMNS = ("t1", "t1c", "t2", "flair", "seg", "rcbv")
@@ -30,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
-    from tqdm import tqdm
 
     from nehmap.commands.options import show_progress
     from nehmap.errors import NehmapInputError
@@ -42,13 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = []
-    cases = tqdm(
-        collection.cases,
-        desc="checking cases",
-        unit="case",
-        disable=not (args.check and show_progress(args)),
-        file=sys.stderr,
-    )
+    cases = case_bar(collection.cases, "checking cases", args.check and show_progress(args))
     for case in cases:
         status, problem = "ok", ""
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nehmap.bars import case_bar
+
 HELP = "segment cases with each model and write the fused NEH probability maps"
 
 
@@ -106,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(args, out, collection, models, external, weights) -> int:  # noqa: ANN001
     """The segmentation of the cases, while this run holds the output folder's lock."""
-    from tqdm import tqdm
-
     from nehmap.commands.options import show_progress
     from nehmap.errors import DiskFullError, NehmapInputError
     from nehmap.io import load_case
@@ -153,7 +153,7 @@ def _run_locked(args, out, collection, models, external, weights) -> int:  # noq
             )
     failures: list[tuple[str, str]] = []
     progress = show_progress(args)
-    for files in tqdm(todo, desc="cases", unit="case", file=sys.stderr, disable=not progress):
+    for files in (bar := case_bar(todo, "cases", progress)):
         try:
             case = load_case(files, load_labels=False, load_rcbv=False)
             ext = {
@@ -182,7 +182,7 @@ def _run_locked(args, out, collection, models, external, weights) -> int:  # noq
             raise  # no later case can be written either
         except (NehmapInputError, ValueError, OSError, RuntimeError) as exc:
             failures.append((files.case_id, str(exc)))
-            tqdm.write(f"failed: {files.case_id}: {exc}", file=sys.stderr)
+            bar.write(f"failed: {files.case_id}: {exc}", file=sys.stderr)
     done = len(todo) - len(failures)
     if args.html:
         failed = {c for c, _ in failures}

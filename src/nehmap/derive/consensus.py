@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nehmap.bars import case_bar
 from nehmap.errors import CaseError, NehmapInputError, OutputError
 from nehmap.fusion import DEFAULT_LOW, DEFAULT_THRESHOLD, probability_levels
 from nehmap.io.atomic import write_text_atomic
@@ -293,12 +294,7 @@ def consensus_dataset(
     report = ConsensusReport(root)
     rows = []
     cases = col.cases
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        cases = tqdm(cases, desc="consensus-dataset", unit="case", file=sys.stderr)
+    cases = case_bar(cases, "consensus-dataset", progress)
     for files in cases:
         case_id = files.case_id
         try:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nehmap.bars import case_bar
 from nehmap.derive.rule import (
     DEFAULT_MIN_VOLUME_MM3,
     DEFAULT_OPENING_MM,
@@ -230,12 +231,7 @@ def derive_dataset(
         writer = ManifestWriter(root, link=link)
     report = DeriveReport(root, fmt)
     cases = col.cases
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        cases = tqdm(cases, desc="derive-neh", unit="case", file=sys.stderr)
+    cases = case_bar(cases, "derive-neh", progress)
     for files in cases:
         case_id = files.case_id
         try:

@@ -8,7 +8,6 @@ with :func:`nehmap.evaluate.summary.summarise` into an :class:`EvaluationResult`
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from nehmap.bars import case_bar
 from nehmap.errors import NehmapInputError
 from nehmap.evaluate.pair import GRID_TOLERANCE_MM, NEH_ONLY_SCHEMES, evaluate_pair, scheme_name
 from nehmap.evaluate.summary import NEH_COLUMNS, REGION_COLUMNS, paper_table, summarise
@@ -191,8 +191,6 @@ def evaluate_collections(
             both sides give the same files, or no case id is on both sides.
         ValueError: an invalid method, tolerance, empty penalty or label scheme.
     """
-    from tqdm import tqdm
-
     _check_options(method, tolerance_mm, empty_penalty, (pred_scheme, ref_scheme))
     pred_refs = _find(pred, pred_model, pred_scheme, "pred")
     ref_refs = _find(ref, ref_model, ref_scheme, "ref")
@@ -221,7 +219,7 @@ def evaluate_collections(
 
     tables: list[pd.DataFrame] = []
     failures: list[tuple[str, str]] = []
-    bar = tqdm(matched, desc="evaluating", unit="case", disable=not progress, file=sys.stderr)
+    bar = case_bar(matched, "evaluating", progress)
     warned: dict[str, list[str]] = {}  # warning text -> cases
     for case_id in bar:
         with warnings.catch_warnings(record=True) as caught:

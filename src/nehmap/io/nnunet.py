@@ -32,14 +32,14 @@ nnU-Net's probability exports (``--save_probabilities``, ``<case>.npz``) are rea
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from nehmap.bars import case_bar
 from nehmap.errors import NehmapInputError, OutputError
 from nehmap.io.case import check_case_headers
 from nehmap.io.collection import CaseFiles, Collection
@@ -157,14 +157,6 @@ class TransferReport:
     index: Path | None = None
 
 
-def _progress(items: Sequence, desc: str, progress: bool) -> Iterable:
-    if not progress:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="case", file=sys.stderr)
-
-
 def _case_labels(files: CaseFiles, grid: Grid, tolerance_mm: float) -> np.ndarray | None:
     if LABEL not in files.files:
         return None
@@ -192,7 +184,7 @@ def _transfer(
     progress: bool,
     tolerance_mm: float,
 ) -> None:
-    for files in _progress(collection.cases, desc, progress):
+    for files in case_bar(collection.cases, desc, progress):
         try:
             grid = check_case_headers(files, tolerance_mm)
             labels = _case_labels(files, grid, tolerance_mm)

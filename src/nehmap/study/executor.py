@@ -9,12 +9,13 @@ recorded as failed with its message; the others go on.
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
+
+from nehmap.bars import case_bar
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,7 @@ def run_tasks(
         desc: progress bar label.
         progress: show a progress bar (on stderr).
     """
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(items), desc=desc, unit="case", disable=not progress, file=sys.stderr)
+    bar = case_bar(None, desc, progress, total=len(items))
     results: dict[int, TaskResult] = {}
     try:
         if scheduler:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from nehmap._version import __version__
+from nehmap.bars import case_bar
 from nehmap.errors import OutputError
 from nehmap.io.atomic import write_text_atomic
 from nehmap.io.image import write_image
@@ -199,7 +200,9 @@ def write_cohort(
     _write_json(truth / "cohort.json", {**settings, "cases": []})
     records = []
     rows = []
-    for index, case_seed in enumerate(_progress(case_seeds(seed, n), progress), start=1):
+    for index, case_seed in enumerate(
+        case_bar(case_seeds(seed, n), "nehmap synth", progress), start=1
+    ):
         case = generate_case(
             case_seed,
             spacing_mm,
@@ -221,14 +224,6 @@ def write_cohort(
     write_text_atomic(truth / "truth.csv", table.to_csv(index=False))
     _write_json(truth / "cohort.json", {**settings, "status": "complete", "cases": records})
     return CohortResult(collection, truth, [r["case_id"] for r in records], table)
-
-
-def _progress(seeds: list[int], enabled: bool) -> Iterable[int]:
-    if not enabled:
-        return seeds
-    from tqdm import tqdm
-
-    return tqdm(seeds, desc="nehmap synth", unit="case")
 
 
 def _is_empty(folder: Path) -> bool:

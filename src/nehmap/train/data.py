@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nehmap.bars import case_bar
 from nehmap.io import CaseFiles, check_case_headers
 from nehmap.io.atomic import temporary_sibling, write_text_atomic
 from nehmap.io.modalities import MODALITIES
@@ -295,12 +296,10 @@ def prepare_cases(
     list of PreparedCase or None
         The cases in order (None for a partial share, see above).
     """
-    from tqdm import tqdm
-
     rank, world = share
     mine = [c for i, c in enumerate(cases) if i % world == rank]
     out: list[PreparedCase] = []
-    bar = tqdm(mine, desc="preprocessing", unit="case", disable=None if progress else True)
+    bar = case_bar(mine, "preprocessing", progress)
     for files in bar:
         if on_case is not None:
             on_case(files.case_id)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nehmap.bars import case_bar
 from nehmap.errors import NehmapInputError
 from nehmap.io import Case, Collection, load_case, write_text_atomic
 from nehmap.io.label_file import read_label_map
@@ -110,9 +111,7 @@ def _perfusion(case: Case, settings: PerfusionSettings) -> PerfusionMask:
 
 
 def _iter_loaded(selection: Selection, progress: bool, desc: str) -> Iterator[Case]:
-    from tqdm import tqdm
-
-    for files in tqdm(list(selection.cases), desc=desc, unit="case", disable=not progress):
+    for files in case_bar(list(selection.cases), desc, progress):
         try:
             case = load_case(files, load_labels=False, load_rcbv=True)
         except NehmapInputError as exc:
