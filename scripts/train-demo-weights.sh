@@ -5,7 +5,8 @@
 # be tried and tested without real data or a GPU. They are NOT for real patients.
 # PAUNet and UNETR++ train in two stages: a first run, then a fine-tuning run that starts
 # from its best weights with the poly schedule restarted (nehmap train --init). UNETR++'s
-# first run has domain randomisation off (--no-randomise), its fine-tuning on; the
+# first run is a curriculum step: ellipsoidal tumours only, domain randomisation off
+# (--no-randomise); its fine-tuning, like PAUNet's runs, is on every family with it; the
 # consensus model trains on the fused maps of the fine-tuned pair. About 3 h on 2 cores.
 # The phantoms mix every tumour family (--family mixed) and training randomises the
 # domain (nehmap.train.randomise, on by default; docs/synthetic-data.md). The transfer
@@ -54,8 +55,12 @@ train() {  # model epochs data out [more flags]
 
 step "PAUNet"
 train paunet "$EPOCHS_PAUNET" "$WORK/train" "$WORK/runs/paunet"
-step "UNETR++, first without domain randomisation (it learns NEH only so; docs/synthetic-data.md)"
-train unetrpp "$EPOCHS_UNETRPP" "$WORK/train" "$WORK/runs/unetrpp" --no-randomise
+# UNETR++ learns NEH only after a first stage on ellipsoidal tumours (docs/synthetic-data.md)
+step "ellipsoidal phantoms for UNETR++'s first stage: $N_TRAIN cases at 2 mm"
+[ -d "$WORK/train-ellipsoidal" ] || "$NEHMAP" synth "$WORK/train-ellipsoidal" --n "$N_TRAIN" \
+    --seed "$SEED" --spacing 2 --layout nnunet --family ellipsoidal --quiet
+step "UNETR++, first stage: ellipsoidal tumours, no domain randomisation"
+train unetrpp "$EPOCHS_UNETRPP" "$WORK/train-ellipsoidal" "$WORK/runs/unetrpp" --no-randomise
 for model in paunet unetrpp; do
     step "$model: fine-tuning from its best weights"
     epochs=FINETUNE_${model^^}
