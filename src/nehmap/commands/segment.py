@@ -153,7 +153,8 @@ def _run_locked(args, out, collection, models, external, weights) -> int:  # noq
             )
     failures: list[tuple[str, str]] = []
     progress = show_progress(args)
-    for files in (bar := case_bar(todo, "cases", progress)):
+    bar = case_bar(todo, "cases", progress)
+    for files in bar:
         try:
             case = load_case(files, load_labels=False, load_rcbv=False)
             ext = {
