@@ -234,6 +234,11 @@ SCHEME_ALIASES: Mapping[str, str] = MappingProxyType(
 )
 
 
+def scheme_name(scheme: str | LabelScheme) -> str:
+    """The name of a label scheme given by name or as a :class:`LabelScheme`."""
+    return scheme.name if isinstance(scheme, LabelScheme) else str(scheme)
+
+
 def get_scheme(scheme: str | LabelScheme) -> LabelScheme:
     """Return the :class:`LabelScheme` called ``scheme`` (aliases accepted).
 

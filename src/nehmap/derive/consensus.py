@@ -293,9 +293,7 @@ def consensus_dataset(
     writer = NnunetWriter(root, link=link, channels=order)
     report = ConsensusReport(root)
     rows = []
-    cases = col.cases
-    cases = case_bar(cases, "consensus-dataset", progress)
-    for files in cases:
+    for files in case_bar(col.cases, "consensus-dataset", progress):
         case_id = files.case_id
         try:
             grid = check_case_headers(files, grid_tolerance_mm)

@@ -230,9 +230,7 @@ def derive_dataset(
     else:
         writer = ManifestWriter(root, link=link)
     report = DeriveReport(root, fmt)
-    cases = col.cases
-    cases = case_bar(cases, "derive-neh", progress)
-    for files in cases:
+    for files in case_bar(col.cases, "derive-neh", progress):
         case_id = files.case_id
         try:
             grid = check_case_headers(files, grid_tolerance_mm)
@@ -266,10 +264,9 @@ def derive_dataset(
             second_labels, second_image = read_label_map(
                 second_path, second_scheme, case_id=case_id
             )
-            second_grid = second_image.grid
             check_same_grid(
                 case_id,
-                second_grid,
+                second_image.grid,
                 ref_grid,
                 what="second segmentation",
                 reference_what="reference segmentation",

@@ -18,10 +18,10 @@ import pandas as pd
 
 from nehmap.bars import case_bar
 from nehmap.errors import NehmapInputError
-from nehmap.evaluate.pair import GRID_TOLERANCE_MM, NEH_ONLY_SCHEMES, evaluate_pair, scheme_name
+from nehmap.evaluate.pair import GRID_TOLERANCE_MM, NEH_ONLY_SCHEMES, evaluate_pair
 from nehmap.evaluate.summary import NEH_COLUMNS, REGION_COLUMNS, paper_table, summarise
 from nehmap.io.segmentations import LabelMapRef, find_label_maps
-from nehmap.labels import NEH, get_scheme
+from nehmap.labels import NEH, get_scheme, scheme_name
 from nehmap.metrics import METHODS
 from nehmap.metrics._validation import check_empty_penalty, check_nonnegative
 

@@ -15,24 +15,18 @@ import numpy as np
 import pandas as pd
 
 from nehmap.errors import NehmapInputError
-from nehmap.io.label_file import read_label_map
-from nehmap.io.nnunet_json import CONSENSUS_SCHEME
+from nehmap.io.label_file import LEVEL_SCHEMES
 from nehmap.io.segmentations import LabelMapRef
-from nehmap.labels import NEH, LabelScheme
+from nehmap.labels import NEH, scheme_name
 from nehmap.metrics import DEFAULT_METRICS, DEFAULT_REGIONS, evaluate_labels
 
-__all__ = ["GRID_TOLERANCE_MM", "NEH_ONLY_SCHEMES", "evaluate_pair", "scheme_name"]
+__all__ = ["GRID_TOLERANCE_MM", "NEH_ONLY_SCHEMES", "evaluate_pair"]
 
 GRID_TOLERANCE_MM = 1e-3
 """Largest distance (mm) between corresponding volume corners of two 'same' grids."""
 
-NEH_ONLY_SCHEMES: dict[str, int] = {"binary-neh": 1, CONSENSUS_SCHEME: 2}
+NEH_ONLY_SCHEMES: dict[str, int] = {name: max(values) for name, values in LEVEL_SCHEMES.items()}
 """Schemes of maps that only hold NEH, and the value that is NEH in each."""
-
-
-def scheme_name(scheme: str | LabelScheme) -> str:
-    """The name of a label scheme given by name or as a :class:`LabelScheme`."""
-    return scheme.name if isinstance(scheme, LabelScheme) else str(scheme)
 
 
 def _as_neh_labels(labels: np.ndarray, ref: LabelMapRef) -> tuple[np.ndarray, bool]:
@@ -101,8 +95,8 @@ def evaluate_pair(
         NehmapInputError: a file is unreadable, holds values its scheme does not define,
             or the two maps lie on different grids (the message names the files).
     """
-    pred_labels, pred_img = read_label_map(pred.path, pred.scheme)
-    ref_labels, ref_img = read_label_map(ref.path, ref.scheme)
+    pred_labels, pred_img = pred.read()
+    ref_labels, ref_img = ref.read()
     _check_same_grid(pred_img, ref_img, pred, ref)
     pred_labels, pred_neh_only = _as_neh_labels(pred_labels, pred)
     ref_labels, ref_neh_only = _as_neh_labels(ref_labels, ref)

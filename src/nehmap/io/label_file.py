@@ -16,7 +16,7 @@ import numpy as np
 from nehmap.errors import CaseError, NehmapInputError
 from nehmap.io.image import Image, read_image
 from nehmap.io.nnunet_json import CONSENSUS_SCHEME
-from nehmap.labels import LabelScheme, get_scheme, to_nehmap, unexpected_values
+from nehmap.labels import LabelScheme, get_scheme, scheme_name, to_nehmap, unexpected_values
 
 __all__ = ["LEVEL_SCHEMES", "read_label_map"]
 
@@ -72,7 +72,7 @@ def read_label_map(
             "label map holds non-integer values.",
             "Give a label map (integer classes), not a probability map.",
         )
-    name = scheme if isinstance(scheme, str) else scheme.name
+    name = scheme_name(scheme)
     if name in LEVEL_SCHEMES:
         bad = sorted(set(np.unique(data).tolist()) - set(LEVEL_SCHEMES[name]))
         if bad:

@@ -163,10 +163,9 @@ def _case_labels(files: CaseFiles, grid: Grid, tolerance_mm: float) -> np.ndarra
     labels, label_image = read_label_map(
         files.files[LABEL], files.label_scheme or "nehmap", case_id=files.case_id
     )
-    label_grid = label_image.grid
     check_same_grid(
         files.case_id,
-        label_grid,
+        label_image.grid,
         grid,
         what="label map",
         reference_what=f"{MODALITIES[0]} image",

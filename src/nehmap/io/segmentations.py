@@ -20,8 +20,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nehmap.errors import NehmapInputError
-from nehmap.io.image import image_suffix, strip_image_suffix
+from nehmap.io.image import Image, image_suffix, strip_image_suffix
+from nehmap.io.label_file import read_label_map
 from nehmap.io.layouts import discover
 from nehmap.io.nnunet_json import CONSENSUS_SCHEME
 from nehmap.io.writers import TRUTH_LABELS_TAG
@@ -39,6 +42,11 @@ class LabelMapRef:
     path: Path
     scheme: str | LabelScheme
     model: str | None = None
+
+    def read(self) -> tuple[np.ndarray, Image]:
+        """The map in nehmap labels (or levels) and the file as read: see
+        :func:`nehmap.io.label_file.read_label_map`."""
+        return read_label_map(self.path, self.scheme)
 
 
 def segment_output_models(root: str | Path) -> list[str]:

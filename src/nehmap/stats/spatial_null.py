@@ -354,8 +354,8 @@ def spatial_null(
     brain = _as_bool(brain_mask)
     if B.shape != A.shape:
         raise ValueError(f"A {A.shape} and B {B.shape} differ in shape")
-    sp = np.asarray(check_spacing(spacing, A.ndim))
-    sp_tuple = tuple(float(s) for s in sp)
+    sp_tuple = check_spacing(spacing, A.ndim)
+    sp = np.asarray(sp_tuple)
     placer = _Placer(
         A, brain, sp, min_inside=min_inside, rotate=rotate, clip_to_brain=clip_to_brain
     )

@@ -114,7 +114,6 @@ class MeasureTask:
 def measure_step(task: MeasureTask) -> TaskResult:
     from nehmap.evaluate import evaluate_pair
     from nehmap.io import load_case
-    from nehmap.io.label_file import read_label_map
     from nehmap.io.segmentations import CONSENSUS_SCHEME, segment_output_ref
     from nehmap.validate.intensity import label_intensities
     from nehmap.validate.perfusion import perfusion_mask
@@ -135,7 +134,7 @@ def measure_step(task: MeasureTask) -> TaskResult:
         raise FileNotFoundError(
             f"no segmentation of {', '.join(missing)} for {case_id} in {task.seg_dir}"
         )
-    labels = {m: read_label_map(r.path, r.scheme)[0] for m, r in refs.items() if r is not None}
+    labels = {m: r.read()[0] for m, r in refs.items() if r is not None}
     tables: dict[str, pd.DataFrame] = {}
     pred, ref = task.agreement["pred"], task.agreement["ref"]
     if refs.get(pred) is not None and refs.get(ref) is not None:

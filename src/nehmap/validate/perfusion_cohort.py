@@ -26,7 +26,6 @@ import pandas as pd
 from nehmap.bars import case_bar
 from nehmap.errors import NehmapInputError
 from nehmap.io import Case, Collection, load_case, write_text_atomic
-from nehmap.io.label_file import read_label_map
 from nehmap.io.segmentations import (
     CONSENSUS_SCHEME,
     LabelMapRef,
@@ -79,7 +78,7 @@ def _segmentation_sources(segdir: Path, models: Sequence[str]) -> dict[str, dict
 
 
 def _labels_on_case_grid(ref: LabelMapRef, case: Case) -> np.ndarray:
-    labels, img = read_label_map(ref.path, ref.scheme)
+    labels, img = ref.read()
     if labels.shape != case.shape or img.grid.canonical_distance_mm(case.grid) > GRID_TOLERANCE_MM:
         raise NehmapInputError(
             ref.path,
