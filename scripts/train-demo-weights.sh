@@ -7,7 +7,8 @@
 # from its best weights with the poly schedule restarted (nehmap train --init). UNETR++'s
 # first run is a curriculum step: ellipsoidal tumours only, domain randomisation off
 # (--no-randomise); its fine-tuning, like PAUNet's runs, is on every family with it; the
-# consensus model trains on the fused maps of the fine-tuned pair. About 3 h on 2 cores.
+# consensus model trains on the fused maps of the fine-tuned pair, starting from the
+# fine-tuned UNETR++ (all but its output layers). About 3 h on 2 cores.
 # The phantoms mix every tumour family (--family mixed) and training randomises the
 # domain (nehmap.train.randomise, on by default; docs/synthetic-data.md). The transfer
 # benchmark (benchmarks/bench_transfer.py) then scores the new weights on held-out
@@ -73,8 +74,9 @@ step "fused NEH maps of the training phantoms -> two-level consensus training se
     --models "$WORK/runs/paunet-finetune/best,$WORK/runs/unetrpp-finetune/best"
 [ -d "$WORK/consensus" ] || "$NEHMAP" consensus-dataset "$WORK/train-seg" \
     --images "$WORK/train" -o "$WORK/consensus"
-step "UNETR++ consensus"
-train unetrpp-consensus "$EPOCHS_CONSENSUS" "$WORK/consensus" "$WORK/runs/unetrpp-consensus"
+step "UNETR++ consensus, from the fine-tuned UNETR++ (its output layers start fresh)"
+train unetrpp-consensus "$EPOCHS_CONSENSUS" "$WORK/consensus" "$WORK/runs/unetrpp-consensus" \
+    --init "$WORK/runs/unetrpp-finetune/best"
 
 step "held-out phantoms at 1 mm: $N_HELDOUT cases"
 [ -d "$WORK/heldout" ] || "$NEHMAP" synth "$WORK/heldout" --n "$N_HELDOUT" --seed $((SEED + 1)) \

@@ -15,11 +15,13 @@ from safetensors.torch import load_file
 
 from nehmap.commands import train as command
 from nehmap.errors import CaseError, NehmapInputError
+from nehmap.models import create_model
 from nehmap.models.checkpoint import load_checkpoint, read_card
 from nehmap.train import CheckpointWriteError, ResumeError, TrainConfig, train
 from nehmap.train.checkpointing import read_state_info
+from nehmap.train.run_setup import initialise_from
 from nehmap.train.split import Split, split_cases
-from test_train_support import tiny_config, write_brats, write_nnunet
+from test_train_support import TINY_UNETRPP, tiny_config, write_brats, write_nnunet
 
 
 @pytest.fixture(autouse=True)
@@ -337,6 +339,50 @@ def test_consensus_labels_outside_0_1_2_are_refused(tmp_path: Path) -> None:
         train(tiny_config(root, tmp_path / "run", "unetrpp-consensus", target="tissue"), echo=None)
     with pytest.raises(CaseError, match="Train --model unetrpp-consensus on it"):
         train(tiny_config(root, tmp_path / "run", "paunet"), echo=None)
+
+
+def test_consensus_model_starts_from_unetrpp_weights_with_fresh_output_layers(
+    data: Path, tmp_path: Path
+) -> None:
+    """--init with a unetrpp checkpoint for unetrpp-consensus: every tensor is copied
+    except the output layers (5 classes there, 3 here), which keep their fresh values."""
+    tissue = train(
+        tiny_config(data, tmp_path / "tissue", "unetrpp", epochs=1, iterations_per_epoch=1),
+        echo=None,
+    )
+    source = _weights(tmp_path / "tissue", "best")
+    root = write_nnunet(tmp_path / "c", 3, consensus=True)
+    init = initialise_from(
+        create_model("unetrpp-consensus", "demo", **TINY_UNETRPP), "unetrpp-consensus", tissue.best
+    )
+    assert init.fresh and init.architecture == "unetrpp"
+    model = create_model("unetrpp-consensus", "demo", **TINY_UNETRPP)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    initialise_from(model, "unetrpp-consensus", tissue.best)
+    after = model.state_dict()
+    for key, value in after.items():
+        if key in init.fresh:  # first dimension: 3 classes here, 5 in the checkpoint
+            assert value.shape[0] == 3 and source[key].shape[0] == 5
+            torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+        else:
+            torch.testing.assert_close(value, source[key], rtol=0, atol=0)
+    run = train(
+        tiny_config(
+            root, tmp_path / "consensus", "unetrpp-consensus", epochs=1, iterations_per_epoch=1,
+            init=str(tissue.best),
+        ),
+        echo=None,
+    )  # fmt: skip
+    assert (
+        "(a unetrpp network; the output layers started fresh)" in read_card(run.best).training_data
+    )
+    # another network class is still refused, whatever its classes
+    paunet = train(tiny_config(data, tmp_path / "p", epochs=1, iterations_per_epoch=1), echo=None)
+    with pytest.raises(NehmapInputError, match="the checkpoint is a 'paunet'"):
+        initialise_from(
+            create_model("unetrpp-consensus", "demo", **TINY_UNETRPP), "unetrpp-consensus",
+            paunet.best,
+        )  # fmt: skip
 
 
 def test_consensus_levels_in_an_ordinary_label_file(tmp_path: Path) -> None:

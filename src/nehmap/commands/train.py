@@ -83,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--init",
         default=s,
         metavar="CHECKPOINT",
-        help="start from these weights (fine-tuning; same network), fresh optimizer and schedule",
+        help="start from these weights (fine-tuning: same network; for unetrpp-consensus also a "
+        "unetrpp checkpoint, whose output layers are left out), fresh optimizer and schedule",
     )
     g.add_argument("--layout", default=s, metavar="NAME", help="force the collection layout")
     g.add_argument(

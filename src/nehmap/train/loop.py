@@ -239,7 +239,7 @@ class _Trainer:
             )
         if c.init and resume is None:
             self.init_source = initialise_from(model, c.model, c.init)
-            self.say(f"weights from {self.init_source}")
+            self.say(self.init_source.words())
         model.to(self.device)
         patch = tuple(int(p) for p in model.patch_size)
 

@@ -78,6 +78,9 @@ class RunCheckpoints:
         if c.init:
             init = Path(c.init)
             desc += f", starting from the weights of {init.parent.name}/{init.name}"
+            source = _architecture_of(init)
+            if source not in (None, c.model):
+                desc += f" (a {source} network; the output layers started fresh)"
         shown_epoch, shown = progress.shown(which)
         metrics: dict[str, Any] = {}
         if shown is not None:
@@ -175,3 +178,15 @@ class RunCheckpoints:
                 f"{files}; {repeat}. {todo} and continue with: nehmap train --out {self.out} "
                 "--resume"
             ) from exc
+
+
+def _architecture_of(checkpoint: Path) -> str | None:
+    """The architecture a checkpoint's card names; None when the card cannot be read
+    (e.g. moved since the run began: the card then just names the checkpoint)."""
+    from nehmap.errors import NehmapInputError
+    from nehmap.models.checkpoint import read_card
+
+    try:
+        return read_card(checkpoint).architecture
+    except (NehmapInputError, OSError, ValueError):
+        return None

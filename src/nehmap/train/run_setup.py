@@ -4,7 +4,8 @@ Resuming is checked against the run's saved configuration (:func:`check_resume`)
 cases are discovered and split, or the run's split is reloaded (:func:`load_cases`); the
 training spacing is fixed in mm (:func:`training_spacing`); the cases are preprocessed
 into memory or the run's disk cache (:func:`prepare_split`); and a fine-tuning run
-copies a checkpoint's weights into the new network (:func:`initialise_from`). A resumed
+copies a checkpoint's weights into the new network (:func:`initialise_from`; the output
+layers start fresh when the checkpoint has other classes). A resumed
 run restores its network, optimiser, scaler, random state and progress
 (:func:`restore_state`).
 """
@@ -12,6 +13,7 @@ run restores its network, optimiser, scaler, random state and progress
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from nehmap.train.targets import TargetSpec
 __all__ = [
     "CONFIG_NAMES",
     "check_resume",
+    "Initialisation",
     "initialise_from",
     "load_cases",
     "prepare_split",
@@ -180,15 +183,27 @@ def prepare_split(
     return train_cases, val_cases
 
 
-def initialise_from(model: nn.Module, architecture: str, checkpoint: str | Path) -> Path:
-    """Copy the weights of ``checkpoint`` into ``model`` (fine-tuning); returns its card path.
+def initialise_from(model: nn.Module, architecture: str, checkpoint: str | Path) -> Initialisation:
+    """Copy the weights of ``checkpoint`` into ``model`` (fine-tuning, transfer).
+
+    The checkpoint must hold the same network: the same architecture, or one that builds
+    the same network class with another number of output classes (``unetrpp`` weights
+    for ``unetrpp-consensus``). In the second case every tensor but the output layers'
+    is copied, and the output layers (the tensors whose first dimension is the number of
+    classes, and only that dimension differs) keep their fresh initialisation, as
+    nnU-Net does with pretrained weights.
+
+    Returns
+    -------
+    Initialisation
+        The checkpoint's card path and the names of the tensors that start fresh.
 
     Raises
     ------
     ConfigError
-        Naming the checkpoint when it cannot be read, is of another architecture, or its
-        tensors' names or shapes differ from ``model``'s (other network arguments, patch
-        size or number of classes). ``model`` is left untouched then.
+        Naming the checkpoint when it cannot be read, is another kind of network, or any
+        tensor other than an output layer differs in name or shape from ``model``'s
+        (other network arguments or patch size). ``model`` is left untouched then.
     """
     from nehmap.models.checkpoint import checkpoint_paths, load_checkpoint, state_differences
 
@@ -199,23 +214,75 @@ def initialise_from(model: nn.Module, architecture: str, checkpoint: str | Path)
         raise ConfigError(
             exc.path or card_path, f"cannot start from this checkpoint: {exc.problem}", exc.hint
         ) from None
-    if card.architecture != architecture:
+    if card.architecture != architecture and type(source) is not type(model):
         raise ConfigError(
             card_path,
             f"the checkpoint is a {card.architecture!r} network, the run trains {architecture!r}.",
             f"Pass --model {card.architecture}, or a {architecture} checkpoint to --init.",
         )
     tensors = source.state_dict()
-    problems = state_differences(model.state_dict(), tensors)
+    fresh = _output_layers(model, source) if card.architecture != architecture else ()
+    own = model.state_dict()
+    problems = state_differences(
+        {k: v for k, v in own.items() if k not in fresh},
+        {k: v for k, v in tensors.items() if k not in fresh},
+    )
     if problems:
         raise ConfigError(
             card_path,
             f"its weights do not fit the network of this run: {'; '.join(problems)}.",
-            "Fine-tuning needs the same preset, network arguments, patch size and classes "
-            f"as the checkpoint (its card lists them: {card.config}).",
+            "Fine-tuning needs the same preset, network arguments and patch size as the "
+            f"checkpoint, and the same classes unless only the architecture's output "
+            f"layers differ (its card lists them: {card.config}).",
         )
-    model.load_state_dict(tensors, strict=True)
-    return card_path
+    own.update({k: v for k, v in tensors.items() if k not in fresh})
+    model.load_state_dict(own, strict=True)
+    return Initialisation(card_path, fresh, card.architecture)
+
+
+@dataclass(frozen=True)
+class Initialisation:
+    """Where a run's first weights came from (:func:`initialise_from`).
+
+    Attributes
+    ----------
+    card : Path
+        The checkpoint's model card.
+    fresh : tuple of str
+        Tensors left at their fresh initialisation (output layers of another class
+        count); empty when every tensor was copied.
+    architecture : str
+        The checkpoint's architecture.
+    """
+
+    card: Path
+    fresh: tuple[str, ...]
+    architecture: str
+
+    def words(self) -> str:
+        """One line for the run's log: the source and what starts fresh."""
+        if not self.fresh:
+            return f"weights from {self.card}"
+        return (
+            f"weights from {self.card} ({self.architecture}); output layers start fresh: "
+            f"{', '.join(self.fresh)}"
+        )
+
+
+def _output_layers(model: nn.Module, source: nn.Module) -> tuple[str, ...]:
+    """Names of the tensors that differ only in their first dimension, which is the
+    number of classes in each network (the output layers of two class counts)."""
+    ours, theirs = int(getattr(model, "n_classes", -1)), int(getattr(source, "n_classes", -2))
+    a, b = model.state_dict(), source.state_dict()
+    return tuple(
+        k
+        for k in a
+        if k in b
+        and a[k].ndim == b[k].ndim >= 1
+        and a[k].shape[1:] == b[k].shape[1:]
+        and (a[k].shape[0], b[k].shape[0]) == (ours, theirs)
+        and ours != theirs
+    )
 
 
 def restore_state(
