@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -238,6 +239,22 @@ def transfer_section(models_dir: Path, new: str | None) -> list[str]:
     ]
 
 
+def kept_sections(models_dir: Path) -> list[str]:
+    """The README's own ``## `` sections that this script does not write (what the
+    networks are, the cost of derived labels, imported weights...), in their order."""
+    old = models_dir / "README.md"
+    text = old.read_text() if old.is_file() else ""
+    for start, end in ((TRANSFER_START, TRANSFER_END), (BASELINE_START, BASELINE_END)):
+        if start in text and end in text:
+            text = text[: text.index(start)] + text[text.index(end) + len(end) :]
+    written_here = ("Reproduce: `make weights`", "For real use, train on BraTS-derived")
+    kept: list[str] = []
+    for part in re.split(r"(?m)^(?=## )", text)[1:]:  # [0]: the title and tables above
+        lines = [line for line in part.splitlines() if not line.startswith(written_here)]
+        kept += ["\n".join(lines).strip(), ""]
+    return kept
+
+
 def write_model_readme(
     models_dir: Path,
     table: pd.DataFrame,
@@ -247,6 +264,7 @@ def write_model_readme(
     transfer: str | None = None,
 ) -> None:
     section = transfer_section(models_dir, transfer)
+    own = kept_sections(models_dir)
     lines = [
         "# Shipped demo weights",
         "",
@@ -287,6 +305,7 @@ def write_model_readme(
         "Reproduce: `make weights` (scripts/train-demo-weights.sh, about 3 h on 2 CPU cores).",
         "For real use, train on BraTS-derived data with NEH labels on a GPU; see the README.",
         "",
+        *own,
     ]
     (models_dir / "README.md").write_text("\n".join(lines))
 

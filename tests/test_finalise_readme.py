@@ -1,0 +1,66 @@
+"""scripts/finalise_demo_weights.py rewrites models/README.md: its own sections stay."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finalise_demo_weights.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("finalise_demo_weights", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+README = """# Shipped demo weights
+
+Held-out table (written by the script).
+
+## What training on derive-neh labels costs
+
+Hand-written text.
+
+<!-- transfer -->
+## Transfer: held-out tumour families and acquisition styles
+
+old table
+<!-- /transfer -->
+
+<!-- transfer-baseline -->
+## Transfer baseline
+
+baseline table
+<!-- /transfer-baseline -->
+
+Reproduce: `make weights` (scripts/train-demo-weights.sh, about 3 h on 2 CPU cores).
+For real use, train on BraTS-derived data with NEH labels on a GPU; see the README.
+
+## What the networks are
+
+- paunet is a reconstruction.
+"""
+
+
+def test_hand_written_sections_are_kept_and_generated_ones_are_not(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(README)
+    script = _script()
+    kept = "\n".join(script.kept_sections(tmp_path))
+    assert "## What training on derive-neh labels costs\n\nHand-written text." in kept
+    assert "## What the networks are\n\n- paunet is a reconstruction." in kept
+    assert kept.index("derive-neh") < kept.index("What the networks are")
+    for generated in (
+        "Held-out table",
+        "old table",
+        "baseline table",
+        "Reproduce:",
+        "For real use",
+    ):
+        assert generated not in kept
+    # the transfer blocks come back from transfer_section, the baseline kept as it was
+    section = "\n".join(script.transfer_section(tmp_path, "new table"))
+    assert "new table" in section and "baseline table" in section and "old table" not in section
+    assert script.kept_sections(tmp_path / "nothing-here") == []
