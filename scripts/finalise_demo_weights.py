@@ -66,7 +66,10 @@ def final_run(work: Path, name: str) -> Path:
 def schedule_words(work: Path, name: str) -> str:
     """How many epochs of which stages trained the shipped weights, in words."""
     first_run = work / "runs" / name
-    first = f"{training_log(first_run)['epochs']} epochs{_randomisation_words(first_run)}"
+    first = (
+        f"{training_log(first_run)['epochs']} epochs{_data_words(first_run)}"
+        f"{_randomisation_words(first_run)}{_init_words(first_run)}"
+    )
     run = final_run(work, name)
     if run.name == name:
         return first
@@ -75,6 +78,26 @@ def schedule_words(work: Path, name: str) -> str:
         f"{first}, then {training_log(run)['epochs']} epochs of fine-tuning from the "
         f"best of those{_randomisation_words(run)} (poly schedule restarted at lr {lr:g})"
     )
+
+
+def _data_words(run: Path) -> str:
+    """Which phantoms a stage trained on, when not the mixed-family training set."""
+    data = Path(TrainConfig.from_file(run / "config.toml").data)
+    if data.name == "train-ellipsoidal":
+        return (
+            " on the ellipsoidal family only (`nehmap synth --family ellipsoidal`, same seed "
+            "and size; a curriculum step, docs/synthetic-data.md)"
+        )
+    return ""
+
+
+def _init_words(run: Path) -> str:
+    """Where a stage's first weights came from, when not from scratch."""
+    init = TrainConfig.from_file(run / "config.toml").init
+    if not init:
+        return ""
+    source = Path(init)
+    return f", starting from the weights of {source.parent.name} (all but the output layers)"
 
 
 def _randomisation_words(run: Path) -> str:
@@ -173,7 +196,7 @@ def main(work: Path, models_dir: Path) -> None:
         fusion_table,
         n_train,
         len(discover(heldout)),
-        transfer.read_text() if transfer.is_file() else None,
+        shipped_names(transfer.read_text()) if transfer.is_file() else None,
     )
 
 
@@ -183,6 +206,13 @@ TRANSFER_RUNS = {
     "unetrpp-consensus": "unetrpp-consensus-best",
 }
 """The names bench_transfer gives the run checkpoints scripts/train-demo-weights.sh passes."""
+
+
+def shipped_names(text: str) -> str:
+    """The transfer tables with the shipped models' names instead of the runs'."""
+    for name, run_name in TRANSFER_RUNS.items():
+        text = text.replace(f"{run_name} ", f"{name} ")
+    return text
 
 
 def transfer_scores(path: Path, name: str) -> dict:

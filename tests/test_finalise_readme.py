@@ -64,3 +64,9 @@ def test_hand_written_sections_are_kept_and_generated_ones_are_not(tmp_path: Pat
     section = "\n".join(script.transfer_section(tmp_path, "new table"))
     assert "new table" in section and "baseline table" in section and "old table" not in section
     assert script.kept_sections(tmp_path / "nothing-here") == []
+
+
+def test_transfer_tables_name_the_shipped_models() -> None:
+    text = "| family | fused NEH | paunet-finetune-best ET | unetrpp-consensus-best NEH |"
+    named = _script().shipped_names(text)
+    assert named == "| family | fused NEH | paunet ET | unetrpp-consensus NEH |"
