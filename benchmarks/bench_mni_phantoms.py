@@ -269,7 +269,7 @@ def main() -> int:
             for model, path in sorted(maps.items()):
                 pred = canonical(path)
                 # the consensus model's map holds NEH levels: its high level is its NEH
-                scored = {"NEH": (2,)} if model.endswith("consensus") else REGIONS
+                scored = {"NEH": (2,)} if "consensus" in model else REGIONS
                 for region, values in scored.items():
                     ref = np.isin(truth, REGIONS[region])
                     rows.append({"case": case, "family": family, "model": model,
