@@ -23,8 +23,9 @@ from nehmap.fusion import smooth
 from nehmap.io import discover, load_case
 from nehmap.labels import NEH
 from nehmap.metrics import dice
-from nehmap.models.checkpoint import load_checkpoint, save_checkpoint
+from nehmap.models.checkpoint import load_checkpoint, read_card, save_checkpoint
 from nehmap.segmentation import Segmentation, load_models, segment, write_segmentation
+from nehmap.synth.cohort import truth_folder
 from nehmap.train import TrainConfig
 from nehmap.train.augment_config import DOMAIN_RANDOMISATION_PROBS
 
@@ -66,43 +67,50 @@ def final_run(work: Path, name: str) -> Path:
 def schedule_words(work: Path, name: str) -> str:
     """How many epochs of which stages trained the shipped weights, in words."""
     first_run = work / "runs" / name
-    first = (
-        f"{training_log(first_run)['epochs']} epochs{_data_words(first_run)}"
-        f"{_randomisation_words(first_run)}{_init_words(first_run)}"
-    )
+    first = f"{training_log(first_run)['epochs']} epochs{_stage_words(first_run)}"
     run = final_run(work, name)
     if run.name == name:
         return first
-    lr = TrainConfig.from_file(run / "config.toml").lr
+    config = TrainConfig.from_file(run / "config.toml")
     return (
         f"{first}, then {training_log(run)['epochs']} epochs of fine-tuning from the "
-        f"best of those{_randomisation_words(run)} (poly schedule restarted at lr {lr:g})"
+        f"best of those{_randomisation_words(config)} (poly schedule restarted at lr "
+        f"{config.lr:g})"
     )
 
 
-def _data_words(run: Path) -> str:
-    """Which phantoms a stage trained on, when not the mixed-family training set."""
-    data = Path(TrainConfig.from_file(run / "config.toml").data)
-    if data.name == "train-ellipsoidal":
-        return (
-            " on the ellipsoidal family only (`nehmap synth --family ellipsoidal`, same seed "
-            "and size; a curriculum step, docs/synthetic-data.md)"
-        )
-    return ""
-
-
-def _init_words(run: Path) -> str:
-    """Where a stage's first weights came from, when not from scratch."""
-    init = TrainConfig.from_file(run / "config.toml").init
-    if not init:
-        return ""
-    source = Path(init)
-    return f", starting from the weights of {source.parent.name} (all but the output layers)"
-
-
-def _randomisation_words(run: Path) -> str:
-    """`` with domain randomisation`` or `` without ...``, as the run was configured."""
+def _stage_words(run: Path) -> str:
+    """A first stage's phantoms (when not the mixed set), randomisation and start."""
     config = TrainConfig.from_file(run / "config.toml")
+    return _data_words(config) + _randomisation_words(config) + _init_words(config)
+
+
+def _data_words(config: TrainConfig) -> str:
+    """Which tumour family a stage trained on, as its synthetic cohort records it;
+    nothing for the mixed families (or data that is not a ``nehmap synth`` cohort)."""
+    cohort = truth_folder(config.data) / "cohort.json"
+    family = json.loads(cohort.read_text()).get("family") if cohort.is_file() else None
+    if family in (None, "mixed"):
+        return ""
+    return (
+        f" on the {family} family only (`nehmap synth --family {family}`, same seed and "
+        "size; a curriculum step, docs/synthetic-data.md)"
+    )
+
+
+def _init_words(config: TrainConfig) -> str:
+    """Where a stage's first weights came from, when not from scratch."""
+    if not config.init:
+        return ""
+    init = Path(config.init)
+    words = f", starting from the weights of {init.parent.name}"
+    if read_card(init).architecture != config.model:
+        words += " (all but the output layers)"
+    return words
+
+
+def _randomisation_words(config: TrainConfig) -> str:
+    """`` with domain randomisation`` or `` without ...``, as the run was configured."""
     on = config.augment and any(
         getattr(config.augmentation, key) > 0 for key in DOMAIN_RANDOMISATION_PROBS
     )

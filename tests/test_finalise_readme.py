@@ -70,3 +70,25 @@ def test_transfer_tables_name_the_shipped_models() -> None:
     text = "| family | fused NEH | paunet-finetune-best ET | unetrpp-consensus-best NEH |"
     named = _script().shipped_names(text)
     assert named == "| family | fused NEH | paunet ET | unetrpp-consensus NEH |"
+
+
+def test_stage_words_read_the_family_from_the_synthetic_cohort(tmp_path: Path) -> None:
+    """A stage on a single-family cohort says so (from the cohort's own record); the
+    mixed set and data that is not a synthetic cohort add nothing."""
+    import json
+
+    from nehmap.train import TrainConfig
+
+    script = _script()
+    for name, family in (("ell", "ellipsoidal"), ("mix", "mixed")):
+        (tmp_path / f"{name}_truth").mkdir()
+        (tmp_path / f"{name}_truth" / "cohort.json").write_text(json.dumps({"family": family}))
+
+    def words(data: str) -> str:
+        config = TrainConfig.from_dict(
+            {"data": str(tmp_path / data), "out": "x", "model": "paunet"}
+        )
+        return script._data_words(config)
+
+    assert words("ell").startswith(" on the ellipsoidal family only")
+    assert words("mix") == "" and words("elsewhere") == ""

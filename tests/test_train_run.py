@@ -352,13 +352,10 @@ def test_consensus_model_starts_from_unetrpp_weights_with_fresh_output_layers(
     )
     source = _weights(tmp_path / "tissue", "best")
     root = write_nnunet(tmp_path / "c", 3, consensus=True)
-    init = initialise_from(
-        create_model("unetrpp-consensus", "demo", **TINY_UNETRPP), "unetrpp-consensus", tissue.best
-    )
-    assert init.fresh and init.architecture == "unetrpp"
     model = create_model("unetrpp-consensus", "demo", **TINY_UNETRPP)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    initialise_from(model, "unetrpp-consensus", tissue.best)
+    init = initialise_from(model, "unetrpp-consensus", tissue.best)
+    assert init.fresh and init.architecture == "unetrpp"
     after = model.state_dict()
     for key, value in after.items():
         if key in init.fresh:  # first dimension: 3 classes here, 5 in the checkpoint

@@ -9,6 +9,7 @@ failure leaves the previous training state in place and raises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,23 @@ class RunCheckpoints:
     split: Split
     spacing: tuple
 
+    @cached_property
+    def _init_note(self) -> str:
+        """`` (a unetrpp network; ...)`` when ``--init`` named a checkpoint of another
+        architecture, whose output layers therefore started fresh; read once per run.
+        Nothing when the card cannot be read (moved since the run began)."""
+        from nehmap.errors import NehmapInputError
+        from nehmap.models.checkpoint import read_card
+
+        c = self.config
+        try:
+            source = read_card(c.init).architecture if c.init else c.model
+        except (NehmapInputError, OSError, ValueError):
+            return ""
+        return (
+            "" if source == c.model else f" (a {source} network; the output layers started fresh)"
+        )
+
     def card(self, model: nn.Module, epoch: int, which: str, progress: RunProgress) -> Any:
         """The model card of the ``latest`` or ``best`` checkpoint after ``epoch``."""
         from nehmap.models.card import ModelCard
@@ -78,9 +96,7 @@ class RunCheckpoints:
         if c.init:
             init = Path(c.init)
             desc += f", starting from the weights of {init.parent.name}/{init.name}"
-            source = _architecture_of(init)
-            if source not in (None, c.model):
-                desc += f" (a {source} network; the output layers started fresh)"
+            desc += self._init_note
         shown_epoch, shown = progress.shown(which)
         metrics: dict[str, Any] = {}
         if shown is not None:
@@ -178,15 +194,3 @@ class RunCheckpoints:
                 f"{files}; {repeat}. {todo} and continue with: nehmap train --out {self.out} "
                 "--resume"
             ) from exc
-
-
-def _architecture_of(checkpoint: Path) -> str | None:
-    """The architecture a checkpoint's card names; None when the card cannot be read
-    (e.g. moved since the run began: the card then just names the checkpoint)."""
-    from nehmap.errors import NehmapInputError
-    from nehmap.models.checkpoint import read_card
-
-    try:
-        return read_card(checkpoint).architecture
-    except (NehmapInputError, OSError, ValueError):
-        return None

@@ -220,9 +220,10 @@ def initialise_from(model: nn.Module, architecture: str, checkpoint: str | Path)
             f"the checkpoint is a {card.architecture!r} network, the run trains {architecture!r}.",
             f"Pass --model {card.architecture}, or a {architecture} checkpoint to --init.",
         )
-    tensors = source.state_dict()
-    fresh = _output_layers(model, source) if card.architecture != architecture else ()
-    own = model.state_dict()
+    tensors, own = source.state_dict(), model.state_dict()
+    fresh = ()
+    if card.architecture != architecture:
+        fresh = _output_layers(own, tensors, int(model.n_classes), int(source.n_classes))
     problems = state_differences(
         {k: v for k, v in own.items() if k not in fresh},
         {k: v for k, v in tensors.items() if k not in fresh},
@@ -269,19 +270,20 @@ class Initialisation:
         )
 
 
-def _output_layers(model: nn.Module, source: nn.Module) -> tuple[str, ...]:
+def _output_layers(
+    ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], n_ours: int, n_theirs: int
+) -> tuple[str, ...]:
     """Names of the tensors that differ only in their first dimension, which is the
-    number of classes in each network (the output layers of two class counts)."""
-    ours, theirs = int(getattr(model, "n_classes", -1)), int(getattr(source, "n_classes", -2))
-    a, b = model.state_dict(), source.state_dict()
+    number of classes in each state dict (the output layers of two class counts)."""
+    if n_ours == n_theirs:
+        return ()
     return tuple(
         k
-        for k in a
-        if k in b
-        and a[k].ndim == b[k].ndim >= 1
-        and a[k].shape[1:] == b[k].shape[1:]
-        and (a[k].shape[0], b[k].shape[0]) == (ours, theirs)
-        and ours != theirs
+        for k, a in ours.items()
+        if k in theirs
+        and a.ndim == theirs[k].ndim >= 1
+        and a.shape[1:] == theirs[k].shape[1:]
+        and (a.shape[0], theirs[k].shape[0]) == (n_ours, n_theirs)
     )
 
 
