@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import edt
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -29,8 +30,10 @@ from nehmap.metrics import (
     surface_metrics,
 )
 from nehmap.metrics import _nearest as nearest_module
+from nehmap.metrics import _query_edt as query_edt_module
 from nehmap.metrics._grid import _euclidean
 from nehmap.metrics._nearest import nearest_distances
+from nehmap.metrics._query_edt import error_bound, squared_distances
 from nehmap.metrics._surfels import _corner_codes
 
 torch = pytest.importorskip("torch")
@@ -329,15 +332,17 @@ def test_nearest_distances_two_dimensional():
         np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
 
 
-@pytest.mark.parametrize("case", ["wide_bands", "small_table", "transform_only", "kd_only"])
-def test_every_route_is_exact(monkeypatch, case):
-    """Force each route: the distance transform for every point left by a tiny stencil,
-    with a KD-tree for near-ties or beyond the length table; or a KD-tree for all."""
+@pytest.mark.parametrize("sorted_keys", [False, True])
+@pytest.mark.parametrize("case", ["table", "wide_bands", "small_table"])
+def test_every_route_is_exact(monkeypatch, case, sorted_keys):
+    """Force each route past the whole-unit rounding of binary-fraction spacings: the
+    length table (searched with sorted keys or in the points' order), and the KD-tree
+    for bands that hold several lengths or distances beyond the table."""
     monkeypatch.setattr(nearest_module, "_tables", {})
-    monkeypatch.setattr(nearest_module, "_STENCIL_SIZE", 0)  # the nearest offsets only
-    monkeypatch.setattr(nearest_module, "_KD_COST", 10**9 if case == "kd_only" else 0)
+    monkeypatch.setattr(nearest_module, "_lattice_unit", lambda spacing, shape: None)
+    monkeypatch.setattr(nearest_module, "_SORT_KEYS_ABOVE", 0 if sorted_keys else 10**9)
     if case == "wide_bands":  # every band holds several lengths
-        monkeypatch.setattr(nearest_module, "_REL", 0.2)
+        monkeypatch.setattr(query_edt_module, "_ERROR_PER_DIAGONAL", 1e-2)
     elif case == "small_table":  # a table too small for most distances
         monkeypatch.setattr(nearest_module, "_TABLE_LIMIT", 30)
     rng = np.random.default_rng(21)
@@ -350,6 +355,43 @@ def test_every_route_is_exact(monkeypatch, case):
         src, dst = rng.random((20, 21, 22)) < 0.02, rng.random((20, 21, 22)) < 0.002
         got = nearest_distances(src, dst, spacing)
         np.testing.assert_array_equal(got, _brute_force_nearest(src, dst, spacing))
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.9375, 0.9375, 2.0), (0.7, 1.3, 2.9)])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_query_transform_matches_scipy_and_edt(spacing, workers):
+    """The query-restricted transform gives scipy's (and edt's) Euclidean distance
+    transform at the query points, queries off the seeds' planes included."""
+    rng = np.random.default_rng(31)
+    shape = (40, 23, 17)
+    seeds = np.zeros(shape, bool)
+    seeds[10:18] = rng.random((8, *shape[1:])) < 0.01  # planes 0-9 and 18-39 hold none
+    seeds[12, 3, 4] = True
+    queries = np.argwhere(rng.random(shape) < 0.05)
+    kept = queries.copy()
+    got = squared_distances(seeds, queries, spacing, workers)
+    np.testing.assert_array_equal(queries, kept)  # the caller's array is not shifted
+    want = ndi.distance_transform_edt(~seeds, sampling=spacing)[tuple(queries.T)] ** 2
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=error_bound(shape, spacing))
+    field = edt.edtsq(np.ascontiguousarray(~seeds).view(np.uint8), anisotropy=spacing)
+    np.testing.assert_allclose(got, field[tuple(queries.T)], rtol=1e-6, atol=1e-6)
+
+
+def test_query_transform_two_dimensional_and_single_seed():
+    seeds = np.zeros((30, 20), bool)
+    seeds[29, 0] = True
+    queries = np.argwhere(np.ones((30, 20), bool))
+    got = squared_distances(seeds, queries, (0.8, 1.7))
+    want = ((queries - [29, 0]) * [0.8, 1.7]) ** 2
+    np.testing.assert_allclose(got, want.sum(axis=1), rtol=1e-14)
+
+
+def test_lattice_unit_only_where_sums_are_exact():
+    assert nearest_module._lattice_unit((1.0, 1.0, 1.0), (240, 240, 155)) == 1.0
+    assert nearest_module._lattice_unit((0.9375, 0.9375, 2.0), (240, 240, 155)) == 2.0**-8
+    assert nearest_module._lattice_unit((0.7, 1.0, 1.0), (10, 10, 10)) is None
+    # 2**-30 mm steps: whole numbers of u beyond 2**53 on a 2**25-voxel axis
+    assert nearest_module._lattice_unit((1.0, 2.0**-30), (2**25, 2)) is None
 
 
 def test_length_table_is_capped_and_kept(monkeypatch):

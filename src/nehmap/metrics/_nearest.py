@@ -8,58 +8,41 @@ bit for bit, whatever route computes it.
 
 How
 ---
-1. *Close points.* Integer offsets of a small ball are tried in order of :math:`E`
-   (ties in lexicographic order) around every point of :math:`A`; the first offset that
-   lands on :math:`B` gives the minimum, exactly. The search stops early when the offsets
-   stop resolving points, which happens when the two sets are far apart.
-2. *The points left*, all farther than the offsets tried, get an approximate squared
-   distance :math:`\tilde D`: from a KD-tree when they are few, otherwise from the
-   ``edt`` library's Euclidean distance transform (anisotropic, multi-threaded, single
-   precision) of "not :math:`B`". Only points inside the array count as :math:`B`
-   (``black_border`` off), so a crop is exact as long as it holds all of :math:`A` and
-   :math:`B`; the callers crop to the box around both sets.
-3. The true squared distance :math:`D` lies in the band
-   :math:`[\tilde D (1 - \rho), \tilde D (1 + \rho) + \alpha]` (single-precision error is
-   below :math:`2^{-22} D`; :math:`\rho = 4 \cdot 10^{-6}` leaves a margin of 16). The
-   lengths :math:`E(k)` of all lattice offsets are tabulated once per spacing, sorted
-   and without repeats (they depend only on :math:`|k_i|`, so one orthant suffices).
-   When exactly one tabulated length falls in the band, it is the answer: the nearest
-   offset's length is in the band, and so is that of any offset whose double-precision
-   length could tie with it.
-4. Points whose band holds several lengths (near-ties of different offsets, as with
-   isotropic spacings that are not binary fractions) or lies beyond the table get the
-   minimum of :math:`E` over the points of :math:`B` within the band's radius, found
-   with a KD-tree.
+1. :func:`nehmap.metrics._query_edt.squared_distances` gives every point of :math:`A` an
+   approximate squared distance :math:`\tilde D` to :math:`B`, in double precision with
+   an error below a bound :math:`h` (:func:`~nehmap.metrics._query_edt.error_bound`).
+   Only points inside the array count as :math:`B`, so a crop is exact as long as it
+   holds all of :math:`A` and :math:`B`; the callers crop to the box around both sets.
+2. The true squared distance :math:`D` lies in the band
+   :math:`[\tilde D - h, \tilde D + h]`. Where every voxel size is a short binary
+   fraction (1, 0.9375, 2, 0.5 mm...), every squared offset length is a whole number of
+   one unit :math:`u` (a power of two, see :func:`_lattice_unit`), exactly in double
+   precision, and :math:`h < u/4`: :math:`D` is then :math:`\tilde D` rounded to whole
+   units, and :math:`\sqrt{D}` the distance. Otherwise the lengths :math:`E(k)` of all
+   lattice offsets
+   are tabulated once per spacing, sorted and without repeats (they depend only on
+   :math:`|k_i|`, so one orthant suffices). When exactly one tabulated length falls in
+   the band, it is the answer: the nearest offset's length is in the band, and so is
+   that of any offset whose double-precision length could tie with it.
+3. Points whose band holds several lengths (near-ties of different offsets, as with
+   spacings that are not binary fractions) or lies beyond the table get the minimum of
+   :math:`E` over the points of :math:`B` within the band's radius, found with a
+   KD-tree.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from functools import lru_cache
 
-import edt
 import numpy as np
 from scipy.spatial import cKDTree
 
-from nehmap.metrics._grid import _euclidean, _extent
+from nehmap.metrics._grid import _euclidean
 
-# Relative half-width of the band around the single-precision squared distance, and an
-# absolute floor (in units of the smallest squared voxel size).
-_REL = 4e-6
-_ABS = 1e-9
 # Most orthant offsets a length table may hold (memory: 8 bytes each while sorting).
 _TABLE_LIMIT = 2_000_000
-# Speed only (the results are exact either way): offsets in the stencil tried before the
-# distance transform; lookups per vectorised call; the stencil stops once its last
-# _PATIENCE offsets resolved under _MIN_RESOLVED of the points left; the points
-# left go to a KD-tree rather than the transform when _KD_COST times their number is
-# below the number of voxels.
-_STENCIL_SIZE = 250
-_BLOCK = 16384
-_PATIENCE = 16
-_MIN_RESOLVED = 0.05
-_KD_COST = 200
+# Tables longer than this (8 bytes a length) are searched with sorted keys.
+_SORT_KEYS_ABOVE = 16_384
 _tables: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
 
 
@@ -92,6 +75,22 @@ def _lengths(spacing: tuple[float, ...], radius: float) -> tuple[float, np.ndarr
     return table
 
 
+def _lattice_unit(spacing: tuple[float, ...], shape: tuple[int, ...]) -> float | None:
+    r"""A power of two ``u`` (mm²) of which every squared offset length on a grid of this
+    shape is a whole multiple, held exactly in double precision with all its partial
+    sums; None where no such ``u`` exists (spacings such as 0.7 or 1.2 mm, which are not
+    binary fractions).
+
+    With ``s_i = p_i / q_i`` (``q_i`` a power of two) and ``q = max q_i``,
+    :math:`\sum_i (k_i s_i)^2 = u \sum_i (k_i p_i q / q_i)^2` with ``u = 1 / q**2``:
+    exact while the whole-number sum stays below ``2**53`` for offsets ``|k_i| < n_i``.
+    """
+    ratios = [float(step).as_integer_ratio() for step in spacing]
+    q = max(den for _, den in ratios)
+    largest = sum((n * num * (q // den)) ** 2 for n, (num, den) in zip(shape, ratios, strict=True))
+    return 1.0 / float(q) ** 2 if largest < 2**53 else None
+
+
 def _tree(dst: np.ndarray, spacing: tuple[float, ...]) -> cKDTree:
     """KD-tree over grid indices ``dst`` (m, ndim) at their positions in mm."""
     points = dst * np.asarray(spacing, dtype=np.float64)
@@ -118,108 +117,47 @@ def _ball_minimum(
     return np.minimum.reduceat(lengths, np.concatenate([[0], np.cumsum(sizes)[:-1]]))
 
 
-@lru_cache(maxsize=32)
-def _stencil(spacing: tuple[float, ...], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (k, ndim) of a small ball, sorted by length (mm), then lexicographically.
-
-    Returns ``(offsets, lengths)``. The ball is complete: every offset no longer than the
-    last one is listed. It holds about ``size`` offsets.
-    """
-    s = np.asarray(spacing, dtype=np.float64)
-    unit_ball = math.pi ** (len(s) / 2) / math.gamma(len(s) / 2 + 1)
-    radius = max((size * float(np.prod(s)) / unit_ball) ** (1 / len(s)), s.max())
-    reach = np.floor(radius / s).astype(int)
-    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
-    offsets = np.stack([g.ravel() for g in grids], axis=1)
-    lengths = _euclidean(offsets, spacing)
-    keep = lengths <= radius
-    order = np.lexsort((*offsets[keep].T[::-1], lengths[keep]))
-    return offsets[keep][order], lengths[keep][order]
-
-
 def _indices(mask: np.ndarray) -> np.ndarray:
     """Grid indices (n, ndim) of the points of ``mask``, in C order."""
     return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=1)
 
 
-def _stencil_pass(src: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...]):
-    """Exact distances of the points of ``src`` whose nearest point of ``dst`` is close.
-
-    Tries the stencil's offsets in order of length: the first that lands on ``dst`` gives
-    the smallest length. Returns ``(found, lengths, far)``: a mask over the points of
-    ``src`` (C order), the distances of those found, and the grid indices (m, ndim) of
-    the others.
-    """
-    offsets, lengths = _stencil(spacing, _STENCIL_SIZE)
-    reach = np.abs(offsets).max(axis=0)
-    pads = [(int(r), int(r)) for r in reach]
-    padded = np.pad(dst, pads)
-    strides = np.array(padded.strides) // padded.itemsize
-    padded = padded.ravel()
-    steps = offsets @ strides
-    padded_src = np.pad(src, pads)
-    lin = np.flatnonzero(padded_src)
-    todo = np.arange(len(lin))
-    hit_at = np.full(len(lin), -1)
-    k, mark_k, mark_n = 0, 0, len(todo)
-    while k < len(steps) and todo.size:
-        # One offset per call while many points are left, several once few are.
-        block = max(1, min(len(steps) - k, _BLOCK // todo.size))
-        hits = padded[lin[todo, None] + steps[None, k : k + block]]
-        hit = hits.any(axis=1)
-        hit_at[todo[hit]] = k + hits[hit].argmax(axis=1)
-        todo = todo[~hit]
-        k += block
-        if k - mark_k >= _PATIENCE:
-            if todo.size > (1.0 - _MIN_RESOLVED) * mark_n:
-                break  # the last offsets hardly resolved any: the points left are far
-            mark_k, mark_n = k, todo.size
-    found = hit_at >= 0
-    far = np.stack(np.unravel_index(lin[~found], padded_src.shape), axis=1) - reach
-    return found, lengths[hit_at[found]], far
-
-
-def _transform(
-    src_idx: np.ndarray, dst: np.ndarray, spacing: tuple[float, ...], workers: int
-) -> np.ndarray:
-    """Single-precision squared distance (mm²) from each point of ``src_idx`` to ``dst``.
-
-    The transform runs on the box holding these points and all of ``dst``: exact, since
-    every point of ``dst`` is inside it.
-    """
-    parallel = (os.cpu_count() or 1) if workers == -1 else workers
-    extent = _extent(dst)
-    assert extent is not None
-    lo = np.minimum(src_idx.min(axis=0), [a for a, _ in extent])
-    hi = np.maximum(src_idx.max(axis=0), [b for _, b in extent]) + 1
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    background = np.ascontiguousarray(~dst[box]).view(np.uint8)
-    field = edt.edtsq(background, anisotropy=spacing, parallel=parallel)
-    return field[tuple((src_idx - lo).T)].astype(np.float64)
-
-
 def _exact(
     squared: np.ndarray,
+    half_width: float,
     src_idx: np.ndarray,
     dst: np.ndarray,
     spacing: tuple[float, ...],
     workers: int,
 ) -> np.ndarray:
-    """The exact distances (mm) that approximate squared distances (mm²) stand for.
-
-    ``squared`` may come from the single-precision transform or from a KD-tree query
-    (double precision, far better than the band needs).
-    """
-    floor = _ABS * min(spacing) ** 2
-    low = np.sqrt(squared * (1.0 - _REL))
-    high = np.sqrt(squared * (1.0 + _REL) + floor)
-    radius, lengths = _lengths(spacing, float(high.max()))
+    """The exact distances (mm) that squared distances (mm²) known to ``half_width`` mean."""
+    unit = _lattice_unit(spacing, dst.shape)
+    if unit is not None and half_width < unit / 4:
+        # Every squared offset length is a whole number of units, exactly in double
+        # precision: the nearest whole number is the true minimum, its root the distance.
+        count = np.rint(squared / unit)
+        if np.all(np.abs(squared - count * unit) <= half_width):
+            return np.sqrt(count * unit)
+    low = np.sqrt(np.maximum(squared - half_width, 0.0))
+    high = np.sqrt(squared + half_width)
+    radius, table = _lengths(spacing, float(high.max()))
+    lengths = table[: np.searchsorted(table, high.max(), side="right") + 1]  # those in reach
+    # Speed only: once the table outgrows the CPU's cache, keys in increasing order let
+    # the binary searches walk it in order (the sort costs less than the cache misses).
+    order = np.argsort(squared) if len(lengths) > _SORT_KEYS_ABOVE else None
+    if order is not None:
+        low, high = low[order], high[order]
     first = np.searchsorted(lengths, low, side="left")
     last = np.searchsorted(lengths, high, side="right")
-    out = lengths[np.minimum(first, len(lengths) - 1)]
+    found = lengths[np.minimum(first, len(lengths) - 1)]
     unsure = (last - first != 1) | (high > radius)
     if unsure.any():
-        out[unsure] = _ball_minimum(src_idx[unsure], _indices(dst), high[unsure], spacing, workers)
+        where = np.flatnonzero(unsure) if order is None else order[unsure]
+        found[unsure] = _ball_minimum(src_idx[where], _indices(dst), high[unsure], spacing, workers)
+    if order is None:
+        return found
+    out = np.empty_like(found)
+    out[order] = found
     return out
 
 
@@ -242,13 +180,11 @@ def nearest_distances(
     numpy.ndarray of float64, shape (n,)
         One distance per point of ``src``, in C order (``numpy.flatnonzero``'s).
     """
-    found, near, far = _stencil_pass(src, dst, spacing)
-    out = np.empty(len(found))
-    out[found] = near
-    if len(far) and _KD_COST * len(far) < dst.size:  # few left: a KD-tree is cheaper
-        s = np.asarray(spacing, dtype=np.float64)
-        nearest, _ = _tree(_indices(dst), spacing).query(far * s, k=1, workers=workers)
-        out[~found] = _exact(nearest**2, far, dst, spacing, workers)
-    elif len(far):
-        out[~found] = _exact(_transform(far, dst, spacing, workers), far, dst, spacing, workers)
-    return out
+    # Imported here: Numba's import costs ~0.3 s, which `import nehmap.metrics` need not pay.
+    from nehmap.metrics._query_edt import error_bound, squared_distances
+
+    src_idx = _indices(src)
+    if len(src_idx) == 0:
+        return np.empty(0)
+    squared = squared_distances(dst, src_idx, spacing, workers)
+    return _exact(squared, error_bound(dst.shape, spacing), src_idx, dst, spacing, workers)
