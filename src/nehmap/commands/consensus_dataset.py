@@ -59,6 +59,4 @@ def run(args: argparse.Namespace) -> int:
     except (NehmapInputError, OutputError, ValueError) as exc:
         return dataset_cli.error(exc)
     print(f"consensus dataset: {report.root} (labels 0 background, 1 NEH-low, 2 NEH-high)")
-    return dataset_cli.print_summary(
-        "written", report.cases, report.failures, placed=report.placed, notes=report.notes
-    )
+    return dataset_cli.print_summary("written", report)

@@ -114,6 +114,4 @@ def run(args: argparse.Namespace) -> int:
             f"{final[mid]:.0f} mm^3 after; {sum(v == 0 for v in final)} case(s) without NEH"
         )
     print(f"  volumes: {report.volumes}")
-    return dataset_cli.print_summary(
-        "derived", report.cases, report.failures, placed=report.placed, notes=report.notes
-    )
+    return dataset_cli.print_summary("derived", report)

@@ -48,10 +48,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"nnU-Net dataset: {report.root} ({report.index.name if report.index else ''})")
     if report.unlabelled:
         print(f"  {len(report.unlabelled)} case(s) without labels went to imagesTs")
-    return dataset_cli.print_summary(
-        "exported",
-        [*report.labelled, *report.unlabelled],
-        report.failures,
-        placed=report.placed,
-        notes=report.notes,
-    )
+    return dataset_cli.print_summary("exported", report)

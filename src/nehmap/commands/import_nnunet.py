@@ -46,10 +46,4 @@ def run(args: argparse.Namespace) -> int:
         return dataset_cli.error(exc)
     where = report.index if report.index is not None else report.root
     print(f"{args.layout}: {where}")
-    return dataset_cli.print_summary(
-        "imported",
-        [*report.labelled, *report.unlabelled],
-        report.failures,
-        placed=report.placed,
-        notes=report.notes,
-    )
+    return dataset_cli.print_summary("imported", report)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,15 +87,21 @@ def write_options(args: argparse.Namespace, dataset: bool = True) -> dict[str, o
     return options
 
 
-def print_summary(
-    what: str,
-    done: Sequence[str],
-    failures: Sequence[tuple[str, str]],
-    *,
-    placed: Mapping[str, int] | None = None,
-    notes: Sequence[str] = (),
-) -> int:
-    """Print what was written and what failed; return the exit status (1 if any failed)."""
+def print_summary(what: str, report: Any) -> int:
+    """Print what a dataset writer did and what failed; return the exit status (1 if any
+    failed).
+
+    ``report`` is the writer's report: a :class:`~nehmap.derive.neh.DeriveReport`,
+    :class:`~nehmap.derive.consensus.ConsensusReport` or
+    :class:`~nehmap.io.nnunet.TransferReport` (``failures``, ``placed``, ``notes`` and the
+    cases written: ``cases``, or ``labelled`` and ``unlabelled``).
+    """
+    done = getattr(report, "cases", None)
+    if done is None:
+        done = [*report.labelled, *report.unlabelled]
+    failures: Sequence[tuple[str, str]] = report.failures
+    placed: Mapping[str, int] | None = report.placed
+    notes: Sequence[str] = report.notes
     line = f"{len(done)} case(s) {what}, {len(failures)} failed"
     if placed:
         line += " (images: " + ", ".join(f"{n} {k}" for k, n in sorted(placed.items())) + ")"
