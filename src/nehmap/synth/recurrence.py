@@ -130,11 +130,9 @@ def make_recurrence(
     Returns:
         :class:`Recurrence`.
     """
-    drawn = _draw(rng, params)
-    drawn["preop_edema_extent_mm"] = float(edema_extent_mm)
-    box = _box_around(labels > 0, 20.0, anatomy.spacing, labels.shape)
-    local = _follow_up_layout(rng, anatomy, tissues, labels, box, drawn)
-    follow_labels, cavity_box, seed_mm = local
+    drawn, box, (follow_labels, cavity_box, seed_mm) = _draw_and_lay_out(
+        rng, anatomy, tissues, labels, params, edema_extent_mm
+    )
     code = np.zeros(labels.shape, dtype=np.uint8)
     code[box] = follow_labels | (cavity_box.astype(np.uint8) * _CODE_CAVITY)
     code[labels == NEH] |= _CODE_NEH
@@ -195,15 +193,33 @@ def follow_up_labels(
         (labels, cavity, origin): full-volume follow-up labels (uint8: ET 4, NC 1, ED 2),
         the cavity (bool) and the origin drawn.
     """
-    drawn = _draw(rng, params)
-    drawn["preop_edema_extent_mm"] = float(edema_extent_mm)
-    box = _box_around(labels > 0, 20.0, anatomy.spacing, labels.shape)
-    follow_box, cavity_box, _ = _follow_up_layout(rng, anatomy, tissues, labels, box, drawn)
+    drawn, box, (follow_box, cavity_box, _) = _draw_and_lay_out(
+        rng, anatomy, tissues, labels, params, edema_extent_mm
+    )
     follow = np.zeros(labels.shape, dtype=np.uint8)
     cavity = np.zeros(labels.shape, dtype=bool)
     follow[box] = follow_box
     cavity[box] = cavity_box
     return follow, cavity, str(drawn["origin"])
+
+
+def _draw_and_lay_out(
+    rng: np.random.Generator,
+    anatomy: Anatomy,
+    tissues: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    params: Mapping[str, Any],
+    edema_extent_mm: float,
+) -> tuple[dict[str, Any], Box, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The first steps of both recurrence functions: draw the parameters, then lay out
+    the follow-up labels and cavity in the box 20 mm around the tumour.
+
+    Returns ``(drawn, box, (labels_in_box, cavity_in_box, seed_mm))``.
+    """
+    drawn = _draw(rng, params)
+    drawn["preop_edema_extent_mm"] = float(edema_extent_mm)
+    box = _box_around(labels > 0, 20.0, anatomy.spacing, labels.shape)
+    return drawn, box, _follow_up_layout(rng, anatomy, tissues, labels, box, drawn)
 
 
 def _draw(rng: np.random.Generator, params: Mapping[str, Any]) -> dict[str, Any]:
