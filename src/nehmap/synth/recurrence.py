@@ -131,7 +131,7 @@ def make_recurrence(
         :class:`Recurrence`.
     """
     drawn, box, (follow_labels, cavity_box, seed_mm) = _draw_and_lay_out(
-        rng, anatomy, tissues, labels, params, edema_extent_mm
+        rng, params, edema_extent_mm, anatomy, tissues, labels
     )
     code = np.zeros(labels.shape, dtype=np.uint8)
     code[box] = follow_labels | (cavity_box.astype(np.uint8) * _CODE_CAVITY)
@@ -194,7 +194,7 @@ def follow_up_labels(
         the cavity (bool) and the origin drawn.
     """
     drawn, box, (follow_box, cavity_box, _) = _draw_and_lay_out(
-        rng, anatomy, tissues, labels, params, edema_extent_mm
+        rng, params, edema_extent_mm, anatomy, tissues, labels
     )
     follow = np.zeros(labels.shape, dtype=np.uint8)
     cavity = np.zeros(labels.shape, dtype=bool)
@@ -205,11 +205,11 @@ def follow_up_labels(
 
 def _draw_and_lay_out(
     rng: np.random.Generator,
+    params: Mapping[str, Any],
+    edema_extent_mm: float,
     anatomy: Anatomy,
     tissues: Mapping[str, np.ndarray],
     labels: np.ndarray,
-    params: Mapping[str, Any],
-    edema_extent_mm: float,
 ) -> tuple[dict[str, Any], Box, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The first steps of both recurrence functions: draw the parameters, then lay out
     the follow-up labels and cavity in the box 20 mm around the tumour.
