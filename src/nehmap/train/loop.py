@@ -238,8 +238,7 @@ class _Trainer:
                 f"target has {target.n_classes} classes {list(target.class_names)}.",
             )
         if c.init and resume is None:
-            self.init_source = initialise_from(model, c.model, c.init)
-            self.say(self.init_source.words())
+            self.say(initialise_from(model, c.model, c.init).words())
         model.to(self.device)
         patch = tuple(int(p) for p in model.patch_size)
 
