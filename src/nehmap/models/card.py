@@ -349,40 +349,4 @@ class ModelCard:
                 f"No class {name!r}; the model's classes are {self.class_names}."
             ) from None
 
-    def check_input(
-        self,
-        modalities: Sequence[str],
-        spacing: Sequence[float] | None = None,
-        tolerance_mm: float = 1e-3,
-    ) -> InputCheck:
-        """Check that an input fits the model: modalities and their channel order.
-
-        Parameters
-        ----------
-        modalities : sequence of str
-            The input's channels in order; aliases (``t1ce``, ``T1GD``, ``t2f``...) are
-            accepted.
-        spacing : sequence of 3 floats, optional
-            The input's voxel spacing (mm per array axis).
-        tolerance_mm : float
-            Spacing differences up to this are not worth resampling.
-
-        Returns
-        -------
-        InputCheck
-            With ``needs_resampling`` set when the spacing differs from the card's.
-
-        Raises
-        ------
-        ModelInputError
-            Naming unknown, missing, extra or duplicated modalities, a channel order
-            that differs from the card's, or an invalid spacing.
-        """
-        return check_input(
-            f"model {self.name or self.architecture}",
-            self.modalities,
-            self.spacing_mm,
-            modalities,
-            spacing,
-            tolerance_mm,
-        )
+    check_input = check_input  # card_input.check_input, the card as self

@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nehmap.errors import NehmapInputError
+
+if TYPE_CHECKING:
+    from nehmap.models.card import ModelCard
 
 __all__ = ["InputCheck", "ModelInputError", "check_input"]
 
@@ -45,29 +49,44 @@ class InputCheck:
 
 
 def check_input(
-    who: str,
-    need: Sequence[str],
-    model_spacing_mm: Sequence[float],
+    card: ModelCard,
     modalities: Sequence[str],
     spacing: Sequence[float] | None = None,
     tolerance_mm: float = 1e-3,
 ) -> InputCheck:
-    """Check an input's modalities (and spacing) against a model's.
+    """Check that an input fits the model: modalities and their channel order.
+
+    Called as ``card.check_input(modalities, ...)``
+    (:meth:`nehmap.models.card.ModelCard.check_input`) or ``check_input(card, modalities, ...)``.
 
     Parameters
     ----------
-    who : str
-        The model, in words, for the messages (``"model paunet-demo"``).
-    need : sequence of str
-        The model's modalities in channel order.
-    model_spacing_mm : sequence of 3 floats
-        The model's training spacing, mm per array axis.
-    modalities, spacing, tolerance_mm
-        As in :meth:`nehmap.models.card.ModelCard.check_input`.
+    card : ModelCard
+        The model's card (its modalities in channel order and its training spacing).
+    modalities : sequence of str
+        The input's channels in order; aliases (``t1ce``, ``T1GD``, ``t2f``...) are
+        accepted.
+    spacing : sequence of 3 floats, optional
+        The input's voxel spacing (mm per array axis).
+    tolerance_mm : float
+        Spacing differences up to this are not worth resampling.
+
+    Returns
+    -------
+    InputCheck
+        With ``needs_resampling`` set when the spacing differs from the card's.
+
+    Raises
+    ------
+    ModelInputError
+        Naming unknown, missing, extra or duplicated modalities, a channel order
+        that differs from the card's, or an invalid spacing.
     """
     from nehmap.io.modalities import normalise_modality  # lazy: nehmap.io is heavy
 
-    need = list(need)
+    who = f"model {card.name or card.architecture}"
+    need = list(card.modalities)
+    model_spacing_mm = card.spacing_mm
     unknown = [m for m in modalities if normalise_modality(m) is None]
     if unknown:
         raise ModelInputError(
