@@ -15,12 +15,12 @@ from nehmap.train.config import AugmentConfig
 from nehmap.train.data import DiskCache, PreparedCase, prepare_cases, preprocess
 from nehmap.train.dataset import EpochBatches, PatchDataset
 from nehmap.train.loss import DeepSupervisionLoss, DiceCELoss, resize_target
-from nehmap.train.sampling import centred_start, extract, plan_patch, start_range
+from nehmap.train.sampling import PatchPlan, centred_start, extract, plan_patch, start_range
 from nehmap.train.seeding import derived_seed, sample_generator
 from nehmap.train.split import Split, split_cases
 from nehmap.train.step import poly_lr
 from nehmap.train.targets import CONSENSUS, TISSUE, target_for
-from nehmap.train.validate import dice_from_counts, fixed_patches, region_counts
+from nehmap.train.validate import dice_from_counts, fixed_patches, region_counts, validate
 from test_train_support import synthetic_case, write_brats, write_nnunet
 
 # ----------------------------------------------------------------------------- split
@@ -206,6 +206,77 @@ def test_fixed_validation_patches_are_seeded() -> None:
 
 
 # ----------------------------------------------------------------------------- data
+
+
+class _LabelEcho(torch.nn.Module):
+    """A stand-in network whose logits say: the class is the first channel, rounded."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        classes = x[:, 0].round().long().clamp(0, 3)
+        return 8.0 * torch.nn.functional.one_hot(classes, 4).permute(0, 4, 1, 2, 3).float()
+
+
+def _brute_dice(pred: np.ndarray, truth: np.ndarray, classes: list[int]) -> float:
+    a, b = np.isin(pred, classes), np.isin(truth, classes)
+    return 1.0 if a.sum() + b.sum() == 0 else 2.0 * (a & b).sum() / (a.sum() + b.sum())
+
+
+@pytest.mark.parametrize("mode", ["patches", "cases"])
+def test_validation_loss_and_dice_match_a_brute_force_count(mode: str) -> None:
+    rng = np.random.default_rng(3)
+    regions = {"WT": [1, 2, 3], "TC": [2, 3]}
+    cases, preds = [], []
+    for k in range(2):
+        truth = rng.integers(0, 4, (12, 12, 12)).astype(np.uint8)
+        pred = np.where(rng.random(truth.shape) < 0.3, rng.integers(0, 4, truth.shape), truth)
+        image = np.stack([pred, rng.random(truth.shape)]).astype(np.float32)
+        cases.append(PreparedCase(f"c{k}", image, truth, truth > 0, truth > 0, (1.0, 1.0, 1.0)))
+        preds.append(pred)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    patch = (8, 8, 8)
+    if mode == "patches":
+        plans = [
+            PatchPlan(k, s, "random") for k in (0, 1) for s in [(0, 0, 0), (4, 2, 1), (3, 4, 4)]
+        ]
+        pieces = [
+            (
+                extract(preds[p.case_index][None], p.start, patch)[0],
+                extract(cases[p.case_index].target, p.start, patch),
+            )
+            for p in plans
+        ]
+        pred_all = np.concatenate([a.ravel() for a, _ in pieces])
+        truth_all = np.concatenate([b.ravel() for _, b in pieces])
+        want = {r: _brute_dice(pred_all, truth_all, c) for r, c in regions.items()}
+        batches = [pieces[i : i + 2] for i in range(0, len(pieces), 2)]
+    else:
+        plans = None
+        want = {
+            r: np.mean([_brute_dice(p, c.target, cl) for p, c in zip(preds, cases, strict=True)])
+            for r, cl in regions.items()
+        }
+        batches = [[(p, c.target)] for p, c in zip(preds, cases, strict=True)]
+    batch_losses = []
+    for batch in batches:
+        logits = _LabelEcho()(
+            torch.from_numpy(np.stack([a for a, _ in batch])[:, None].astype(np.float32))
+        )
+        y = torch.from_numpy(np.stack([b for _, b in batch]).astype(np.int64))
+        batch_losses.append((float(loss_fn(logits, y)), len(batch)))
+    want_loss = sum(v * n for v, n in batch_losses) / sum(n for _, n in batch_losses)
+    got = validate(
+        _LabelEcho(),
+        cases,
+        loss_fn,
+        regions,
+        patch,
+        device=torch.device("cpu"),
+        plans=plans,
+        batch_size=2,
+    )
+    assert got.dice == pytest.approx(want, abs=1e-12)
+    assert got.loss == pytest.approx(want_loss, rel=1e-6)
+    assert got.metric == pytest.approx(np.mean(list(want.values())))
 
 
 def test_targets_follow_the_model() -> None:

@@ -23,7 +23,7 @@ and early stopping) is the mean Dice over the regions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,39 +118,57 @@ def validate(
     """
     model.eval()
     if plans is None:
-        return _over_whole_cases(model, cases, loss_fn, regions, patch, device, batch_size, amp)
-    counts = {name: np.zeros(3) for name in regions}
-    losses: list[float] = []
+        batches = _whole_cases(model, cases, patch, device, batch_size, amp)
+    else:
+        batches = _fixed_patches(model, cases, plans, patch, device, batch_size, amp)
+    losses, sizes, counts = [], [], []
+    for logits, y in batches:
+        losses.append(float(loss_fn(logits.float(), y)))
+        sizes.append(len(y))
+        counts.append(region_counts(logits.argmax(1), y, regions))
+    loss = sum(v * n for v, n in zip(losses, sizes, strict=True)) / max(sum(sizes), 1)
+    if plans is None:  # Dice per case, averaged over cases
+        dice = {
+            name: float(np.mean([dice_from_counts(*c[name]) for c in counts])) for name in regions
+        }
+    else:  # one pseudo-Dice from the counts summed over every patch
+        dice = {
+            name: dice_from_counts(*sum((c[name] for c in counts), np.zeros(3))) for name in regions
+        }
+    return ValidationResult(loss, dice)
+
+
+def _fixed_patches(
+    model: nn.Module,
+    cases: Sequence[PreparedCase],
+    plans: Sequence[PatchPlan],
+    patch: Sequence[int],
+    device: torch.device,
+    batch_size: int,
+    amp: bool,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``patches`` mode: (logits, labels) of each batch of planned patches."""
     for b in range(0, len(plans), batch_size):
         chunk = plans[b : b + batch_size]
         images = np.stack([extract(cases[p.case_index].image, p.start, patch) for p in chunk])
         labels = np.stack([extract(cases[p.case_index].target, p.start, patch) for p in chunk])
         x = torch.from_numpy(images).to(device)
-        y = torch.from_numpy(labels.astype(np.int64)).to(device)
         with _autocast(device, amp):
             logits = model(x)
-        losses.append(float(loss_fn(logits.float(), y)) * len(chunk))
-        for name, c in region_counts(logits.argmax(1), y, regions).items():
-            counts[name] += c
-    dice = {name: dice_from_counts(*c) for name, c in counts.items()}
-    return ValidationResult(float(sum(losses) / max(len(plans), 1)), dice)
+        yield logits, torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
-def _over_whole_cases(
+def _whole_cases(
     model: nn.Module,
     cases: Sequence[PreparedCase],
-    loss_fn: nn.Module,
-    regions: Mapping[str, Sequence[int]],
     patch: Sequence[int],
     device: torch.device,
     batch_size: int,
     amp: bool,
-) -> ValidationResult:
-    """The ``cases`` mode of :func:`validate`: Dice per case, averaged over cases."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``cases`` mode: (logits, labels) of each whole case, a batch of one."""
     from nehmap.infer import sliding_window_logits
 
-    per_case: dict[str, list[float]] = {name: [] for name in regions}
-    losses = []
     for case in cases:
         logits = sliding_window_logits(
             model,
@@ -161,10 +179,7 @@ def _over_whole_cases(
             device=device,
             amp=amp and device.type == "cuda",
         )
-        z = torch.from_numpy(logits)[None]
-        y = torch.from_numpy(np.asarray(case.target).astype(np.int64))[None]
-        losses.append(float(loss_fn(z, y)))
-        for name, c in region_counts(z.argmax(1), y, regions).items():
-            per_case[name].append(dice_from_counts(*c))
-    dice = {name: float(np.mean(v)) for name, v in per_case.items()}
-    return ValidationResult(float(np.mean(losses)), dice)
+        yield (
+            torch.from_numpy(logits)[None],
+            torch.from_numpy(np.asarray(case.target).astype(np.int64))[None],
+        )
