@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 Chance = Literal["matched", "brain", "spin"]
-CHANCE_MODELS: tuple[str, ...] = ("matched", "brain", "spin")
+CHANCE_MODELS: tuple[str, ...] = get_args(Chance)
 """The chance models; the first is the default and the study's primary test."""
 
 CONTROL_MAX_OVERLAP = 0.10

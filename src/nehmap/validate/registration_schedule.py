@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nehmap.validate.registration_ants import RegistrationError
 
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 Preset = Literal["quick", "full", "affine"]
-PRESETS: tuple[str, ...] = ("quick", "full", "affine")
+PRESETS: tuple[str, ...] = get_args(Preset)
 """Names of the registration presets (see the module documentation)."""
 
 
