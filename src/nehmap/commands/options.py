@@ -40,9 +40,9 @@ def add_progress(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     add_quiet(parser)
 
 
-def add_quiet(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_quiet(parser: argparse.ArgumentParser | argparse._ArgumentGroup, **kwargs) -> None:
     """``-q/--quiet`` alone (for short commands without a progress bar)."""
-    parser.add_argument("-q", "--quiet", action="store_true", help=HELP_TEXTS["--quiet"])
+    parser.add_argument("-q", "--quiet", action="store_true", help=HELP_TEXTS["--quiet"], **kwargs)
 
 
 def add_overwrite(

@@ -49,13 +49,17 @@ _DIRECT = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``nehmap train`` (all default to 'not given', see :func:`config_from_args`)."""
+    """Options of ``nehmap train``.
+
+    Every option but --config and --quiet defaults to 'not given' (its group's
+    ``argument_default``), so that :func:`config_from_args` can tell a flag from a default.
+    """
     from nehmap.commands import options
 
     s = argparse.SUPPRESS
-    g = parser.add_argument_group("what to train")
-    g.add_argument("--model", default=s, help="paunet, unetrpp or unetrpp-consensus (paunet)")
-    g.add_argument("--preset", default=s, help="network preset: demo (CPU) or paper (demo)")
+    g = parser.add_argument_group("what to train", argument_default=s)
+    g.add_argument("--model", help="paunet, unetrpp or unetrpp-consensus (paunet)")
+    g.add_argument("--preset", help="network preset: demo (CPU) or paper (demo)")
     g.add_argument(
         "--model-arg",
         action="append",
@@ -63,99 +67,81 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="network argument over the preset's, value as JSON (e.g. base_features=16)",
     )
-    g.add_argument("--patch-size", default=s, metavar="N", help="patch, voxels: N or X,Y,Z")
-    g = parser.add_argument_group("data and run folder")
-    g.add_argument(
-        "--data", default=s, metavar="DIR", help="labelled collection folder or manifest CSV"
-    )
+    g.add_argument("--patch-size", metavar="N", help="patch, voxels: N or X,Y,Z")
+    g = parser.add_argument_group("data and run folder", argument_default=s)
+    g.add_argument("--data", metavar="DIR", help="labelled collection folder or manifest CSV")
     g.add_argument(
         "-o",
         "--out",
-        default=s,
         metavar="RUN",
         help="run folder (checkpoints, logs, split, config)",
     )
     g.add_argument(
-        "--config", metavar="FILE", help="TOML or YAML file of settings (flags override it)"
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="TOML or YAML file of settings (flags override it)",
     )
-    g.add_argument("--resume", action="store_true", default=s, help="continue the run in --out")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out")
     g.add_argument(
         "--init",
-        default=s,
         metavar="CHECKPOINT",
         help="start from these weights (fine-tuning: same network; for unetrpp-consensus also a "
         "unetrpp checkpoint, whose output layers are left out), fresh optimizer and schedule",
     )
-    g.add_argument("--layout", default=s, metavar="NAME", help="force the collection layout")
-    g.add_argument(
-        "--label-scheme", default=s, metavar="NAME", help="force the label files' scheme"
-    )
+    g.add_argument("--layout", metavar="NAME", help="force the collection layout")
+    g.add_argument("--label-scheme", metavar="NAME", help="force the label files' scheme")
     g.add_argument(
         "--target",
-        default=s,
         choices=("auto", "tissue", "consensus"),
         help="what the labels hold: auto (from the model), tissue (labels 0-4) or consensus "
         "(two-level NEH map 0/1/2, for unetrpp-consensus)",
     )
     g.add_argument(
         "--spacing",
-        default=s,
         metavar="MM",
         help="training spacing in mm: S, X,Y,Z or 'data' (the training cases' median) (1.0)",
     )
     g.add_argument(
         "--cache",
-        default=s,
         choices=("auto", "memory", "disk"),
         help="keep preprocessed cases in memory or as .npy in RUN/cache; auto: on disk above "
         "an estimated 4 GB or with several processes",
     )
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=s, metavar="N", help="epochs (1000)")
+    g = parser.add_argument_group("optimisation", argument_default=s)
+    g.add_argument("--epochs", type=int, metavar="N", help="epochs (1000)")
     g.add_argument(
         "--iterations",
         dest="iterations_per_epoch",
         type=int,
-        default=s,
         metavar="N",
         help="iterations per epoch (250)",
     )
-    g.add_argument(
-        "--batch-size", type=int, default=s, metavar="N", help="patches per step per process (2)"
-    )
-    g.add_argument("--optimizer", default=s, choices=("sgd", "adamw"), help="(sgd, Nesterov)")
-    g.add_argument("--lr", type=float, default=s, help="initial lr (sgd 1e-2, adamw 3e-4)")
-    g.add_argument(
-        "--weight-decay", type=float, default=s, metavar="WD", help="(sgd 3e-5, adamw 1e-2)"
-    )
-    g.add_argument("--momentum", type=float, default=s, metavar="M", help="SGD momentum (0.99)")
-    g.add_argument(
-        "--grad-clip", type=float, default=s, metavar="NORM", help="gradient norm clip, 0 off (12)"
-    )
-    g.add_argument("--amp", action="store_true", default=s, help="mixed precision (CUDA default)")
-    g.add_argument("--no-amp", dest="amp", action="store_false", default=s, help="float32 only")
+    g.add_argument("--batch-size", type=int, metavar="N", help="patches per step per process (2)")
+    g.add_argument("--optimizer", choices=("sgd", "adamw"), help="(sgd, Nesterov)")
+    g.add_argument("--lr", type=float, help="initial lr (sgd 1e-2, adamw 3e-4)")
+    g.add_argument("--weight-decay", type=float, metavar="WD", help="(sgd 3e-5, adamw 1e-2)")
+    g.add_argument("--momentum", type=float, metavar="M", help="SGD momentum (0.99)")
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="gradient norm clip, 0 off (12)")
+    g.add_argument("--amp", action="store_true", help="mixed precision (CUDA default)")
+    g.add_argument("--no-amp", dest="amp", action="store_false", help="float32 only")
     g.add_argument(
         "--foreground-fraction",
         type=float,
-        default=s,
         metavar="F",
         help="share of patches centred on tumour (0.33)",
     )
-    g.add_argument(
-        "--neh-fraction", type=float, default=s, metavar="F", help="NEH among those (0.5)"
-    )
+    g.add_argument("--neh-fraction", type=float, metavar="F", help="NEH among those (0.5)")
     g.add_argument(
         "--no-augment",
         dest="augment",
         action="store_false",
-        default=s,
         help="no augmentation (flips, rotations, scaling, intensity, gamma, noise, blur)",
     )
     g.add_argument(
         "--no-randomise",
         dest="randomise",
         action="store_false",
-        default=s,
         help="augmentation without domain randomisation (per-label contrasts, bias, Rician "
         "noise, thick slices, modality dropout): the first stage of a curriculum",
     )
@@ -163,46 +149,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--deterministic",
         action="store_true",
-        default=s,
         help="deterministic algorithms only (slower on GPU)",
     )
-    g = parser.add_argument_group("validation")
-    g.add_argument(
-        "--val-fraction", type=float, default=s, metavar="F", help="share of cases held out (0.2)"
-    )
-    g.add_argument(
-        "--val-every", type=int, default=s, metavar="N", help="validate every N epochs (1)"
-    )
+    g = parser.add_argument_group("validation", argument_default=s)
+    g.add_argument("--val-fraction", type=float, metavar="F", help="share of cases held out (0.2)")
+    g.add_argument("--val-every", type=int, metavar="N", help="validate every N epochs (1)")
     g.add_argument(
         "--val-mode",
-        default=s,
         choices=("patches", "cases"),
         help="fixed patches per case (fast, default) or whole cases by sliding window",
     )
-    g.add_argument("--val-patches", type=int, default=s, metavar="N", help="patches per case (8)")
+    g.add_argument("--val-patches", type=int, metavar="N", help="patches per case (8)")
     g.add_argument(
         "--patience",
         type=int,
-        default=s,
         metavar="N",
         help="stop after N epochs without a better validation mean Dice (off)",
     )
-    g = parser.add_argument_group("machine")
-    options.add_device(g, default=s)
+    g = parser.add_argument_group("machine", argument_default=s)
+    options.add_device(g)
     options.add_workers(g, s, "0, loading data in the training process", dest="num_workers")
     g.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
-        default=s,
         help=options.HELP_TEXTS["--no-progress"],
     )
-    options.add_quiet(g)
+    options.add_quiet(g, default=False)
     g.add_argument(
         "--no-tensorboard",
         dest="tensorboard",
         action="store_false",
-        default=s,
         help="no TensorBoard logs (written when TensorBoard is installed)",
     )
 
