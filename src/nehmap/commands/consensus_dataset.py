@@ -36,9 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: as segment; 0.5 when recomputing)",
     )
     parser.add_argument("--layout", help="force the image collection's layout")
-    dataset_cli.add_dataset_arguments(parser)
-    dataset_cli.add_link_arguments(parser)
-    dataset_cli.add_overwrite_argument(parser)
+    dataset_cli.add_write_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -76,9 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("nnunet", "manifest"),
         help="output format (default: manifest for a manifest input, else nnunet)",
     )
-    dataset_cli.add_dataset_arguments(parser)
-    dataset_cli.add_link_arguments(parser)
-    dataset_cli.add_overwrite_argument(parser)
+    dataset_cli.add_write_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="$nnUNet_raw (with --dataset-id/--name) or dataset folder",
     )
-    dataset_cli.add_dataset_arguments(parser)
     parser.add_argument(
         "--regions",
         action="store_true",
@@ -26,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--layout", help="force the collection's layout instead of detecting it")
     parser.add_argument("--label-scheme", help="label scheme of the collection's label files")
-    dataset_cli.add_link_arguments(parser)
-    dataset_cli.add_overwrite_argument(parser)
+    dataset_cli.add_write_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow layouts without an NEH label: write NEH where the layout's release puts "
         "non-enhancing tumour (the core label, ET/TC/WT preserved; edema in brats2021)",
     )
-    dataset_cli.add_link_arguments(parser)
-    dataset_cli.add_overwrite_argument(parser)
+    dataset_cli.add_write_arguments(parser, dataset=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,6 +66,17 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     options.add_progress(parser)
 
 
+def add_write_arguments(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
+    """Every shared option of a dataset command, the ones :func:`write_options` reads:
+    with ``dataset`` the nnU-Net naming and channels (:func:`add_dataset_arguments`), then
+    how images are placed (:func:`add_link_arguments`), ``--overwrite`` and the progress
+    options (:func:`add_overwrite_argument`)."""
+    if dataset:
+        add_dataset_arguments(parser)
+    add_link_arguments(parser)
+    add_overwrite_argument(parser)
+
+
 def progress_enabled(args: argparse.Namespace) -> bool:
     """Progress bars go to stderr: on a terminal, without --no-progress or --quiet."""
     from nehmap.commands.options import show_progress
