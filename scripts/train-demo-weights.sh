@@ -6,11 +6,13 @@
 # PAUNet and UNETR++ train in two stages: a first run, then a fine-tuning run that starts
 # from its best weights with the poly schedule restarted (nehmap train --init). UNETR++'s
 # first run is a curriculum step: ellipsoidal tumours only, domain randomisation off
-# (--no-randomise); its fine-tuning, like PAUNet's runs, is on every family with it; the
-# consensus model trains on the fused maps of the fine-tuned pair, starting from the
-# fine-tuned UNETR++ (all but its output layers). About 3 h on 2 cores.
-# The phantoms mix every tumour family (--family mixed) and training randomises the
-# domain (nehmap.train.randomise, on by default; docs/synthetic-data.md). The transfer
+# (--no-randomise). PAUNet's first run randomises the domain; both fine-tuning runs are on
+# every family without it (--no-randomise: randomising the fine-tuning stage too costs ET,
+# models/README.md). The consensus model trains, with randomisation, on the fused maps of
+# the fine-tuned pair, starting from the fine-tuned UNETR++ (all but its output layers).
+# About 3 h on 2 cores.
+# The phantoms mix every tumour family (--family mixed); domain randomisation is
+# nehmap.train.randomise (on by default; docs/synthetic-data.md). The transfer
 # benchmark (benchmarks/bench_transfer.py) then scores the new weights on held-out
 # families and acquisition styles; its table goes into models/README.md.
 #
@@ -66,7 +68,7 @@ for model in paunet unetrpp; do
     step "$model: fine-tuning from its best weights"
     epochs=FINETUNE_${model^^}
     train "$model" "${!epochs}" "$WORK/train" "$WORK/runs/$model-finetune" \
-        --init "$WORK/runs/$model/best" --lr "$FINETUNE_LR"
+        --init "$WORK/runs/$model/best" --lr "$FINETUNE_LR" --no-randomise
 done
 
 step "fused NEH maps of the training phantoms -> two-level consensus training set"
