@@ -63,16 +63,22 @@ def read_scores(path: Path) -> pd.DataFrame:
     return table.assign(role=table["model"].map(role)).drop(columns="model")
 
 
+def common_cases(tables: Sequence[pd.DataFrame]) -> set[str]:
+    """The cases that every table scored."""
+    return set.intersection(*(set(t["case"]) for t in tables))
+
+
 def compare(tables: Sequence[pd.DataFrame], by: str = "family") -> tuple[str, list[float]]:
     """The Markdown table of ``a → b`` means by ``by`` over the cases common to all tables,
     and the mean fused NEH Dice of each table over those cases (NaN without fused rows)."""
-    common = set.intersection(*(set(t["case"]) for t in tables))
+    common = common_cases(tables)
     if not common:
         raise SystemExit("the files share no case; score the same phantoms (same --seed, --n).")
     means = [
         t[t["case"].isin(common)].groupby([by, "role", "region"])["dice"].mean() for t in tables
     ]
-    columns = [c for c in COLUMNS if any(c in {k[1:] for k in m.index} for m in means)]
+    present = {key[1:] for m in means for key in m.index}  # (role, region) pairs scored
+    columns = [c for c in COLUMNS if c in present]
     lines = [
         f"| {by} | " + " | ".join(f"{r} {g}" for r, g in columns) + " |",
         "|---" * (len(columns) + 1) + "|",
@@ -96,8 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give two or more tables to compare")
     tables = [read_scores(p) for p in args.csv]
     text, fused = compare(tables, args.by)
-    n = len(set.intersection(*(set(t["case"]) for t in tables)))
-    print(f"{n} cases in every file; mean Dice, " + " → ".join(p.stem for p in args.csv))
+    print(
+        f"{len(common_cases(tables))} cases in every file; mean Dice, "
+        + " → ".join(p.stem for p in args.csv)
+    )
     print(text)
     print("\nfused NEH, mean over the cases: " + " → ".join(f"{v:.3f}" for v in fused))
     return 0

@@ -86,7 +86,6 @@ def check_input(
 
     who = f"model {card.name or card.architecture}"
     need = list(card.modalities)
-    model_spacing_mm = card.spacing_mm
     unknown = [m for m in modalities if normalise_modality(m) is None]
     if unknown:
         raise ModelInputError(
@@ -116,7 +115,8 @@ def check_input(
             f"{who}: channel order {given} differs from the model's {need}.",
             "Stack the channels in the model's order.",
         )
-    model_spacing = (model_spacing_mm[0], model_spacing_mm[1], model_spacing_mm[2])
+    x, y, z = card.spacing_mm
+    model_spacing = (float(x), float(y), float(z))
     if spacing is None:
         return InputCheck(tuple(need), None, model_spacing, False)
     values = [float(s) for s in spacing]

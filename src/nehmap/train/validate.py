@@ -121,12 +121,12 @@ def validate(
         batches = _whole_cases(model, cases, patch, device, batch_size, amp)
     else:
         batches = _fixed_patches(model, cases, plans, patch, device, batch_size, amp)
-    losses, sizes, counts = [], [], []
+    loss_sum, n, counts = 0.0, 0, []  # loss summed over patches (or cases), their number
     for logits, y in batches:
-        losses.append(float(loss_fn(logits.float(), y)))
-        sizes.append(len(y))
+        loss_sum += float(loss_fn(logits.float(), y)) * len(y)
+        n += len(y)
         counts.append(region_counts(logits.argmax(1), y, regions))
-    loss = sum(v * n for v, n in zip(losses, sizes, strict=True)) / max(sum(sizes), 1)
+    loss = loss_sum / max(n, 1)
     if plans is None:  # Dice per case, averaged over cases
         dice = {
             name: float(np.mean([dice_from_counts(*c[name]) for c in counts])) for name in regions
