@@ -326,6 +326,7 @@ def test_check_input_accepts_aliases_and_reports_resampling() -> None:
         (["t1", "t1c", "t2"], r"missing: \['flair'\]"),
         (["t1c", "t1", "t2", "flair"], "channel order .* differs"),
         (["t1", "t1c", "t2", "flair", "rcbv"], r"not used: \['rcbv'\]"),
+        (["t1", "t1c", "t2", "rcbv"], r"missing: \['flair'\]; not used: \['rcbv'\]"),
         (["t1", "t1c", "t2", "dwi"], r"unknown modality name\(s\) \['dwi'\]"),
         (["t1", "t1", "t2", "flair"], r"more than once: \['t1'\]"),
     ],

@@ -14,16 +14,15 @@ _COLUMNS = ("t1", "t1c", "t2", "flair", "seg", "rcbv")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="collection folder, single case folder, or manifest CSV")
-    parser.add_argument("--layout", help="force a layout instead of detecting it")
-    parser.add_argument("--label-scheme", help="label scheme of the label files (override)")
+    from nehmap.commands import options
+
+    options.add_layout(parser, "the input's", label_scheme="the label files")
     parser.add_argument(
         "--check",
         action="store_true",
         help="read every file and check values and grids (slower; default checks headers)",
     )
     parser.add_argument("--csv", metavar="FILE", help="also write the listing as CSV")
-    from nehmap.commands import options
-
     options.add_progress(parser)
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 if any case is incomplete or bad"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import options
 
 HELP = "build the two-level NEH consensus training set (nnU-Net layout) from segment outputs"
 
@@ -20,9 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--images", required=True, help="collection (folder or manifest) with the cases' images"
     )
-    parser.add_argument(
-        "-o", "--out", required=True, help="dataset folder ($nnUNet_raw with --dataset-id/--name)"
-    )
+    options.add_out(parser, "dataset folder ($nnUNet_raw with --dataset-id/--name)")
     parser.add_argument(
         "--low",
         type=float,
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="recompute the levels from <case>_neh-prob with this high-level threshold "
         "(default: as segment; 0.5 when recomputing)",
     )
-    parser.add_argument("--layout", help="force the image collection's layout")
+    options.add_layout(parser, "the image collection's")
     dataset_cli.add_write_arguments(parser)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import options
 
 HELP = "derive NEH labels from a reference and a second segmentation (pseudo-ground truth)"
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "tumour, 4 ET): a folder of <case>.nii.gz or <case>_seg*.nii.gz label maps "
         "(subfolders searched), or a collection",
     )
-    parser.add_argument("-o", "--out", required=True, help="output folder")
+    options.add_out(parser, "output folder")
     parser.add_argument(
         "--opening-mm",
         type=float,
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="file of each case's second segmentation, relative to SECOND, with {case} for "
         "the case id, e.g. '{case}/{case}_seg-unetrpp.nii.gz'",
     )
-    parser.add_argument("--layout", help="force the reference collection's layout")
+    options.add_layout(parser, "the reference collection's")
     parser.add_argument(
         "--reference-scheme",
         help="label scheme of the reference label files (default: the collection's; BraTS "

@@ -5,26 +5,21 @@ from __future__ import annotations
 import argparse
 
 from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import options
 
 HELP = "write a collection as an nnU-Net v2 raw dataset in nehmap's labels"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("collection", help="collection folder or manifest CSV")
-    parser.add_argument(
-        "-o",
-        "--out",
-        required=True,
-        help="$nnUNet_raw (with --dataset-id/--name) or dataset folder",
-    )
+    options.add_out(parser, "$nnUNet_raw (with --dataset-id/--name) or dataset folder")
     parser.add_argument(
         "--regions",
         action="store_true",
         help="region-based labels for nnU-Net: whole tumor [1,2,3,4], tumor core [1,3,4], "
         "NEH [3], enhancing tumor [4], regions_class_order [2,1,3,4] (same label files)",
     )
-    parser.add_argument("--layout", help="force the collection's layout instead of detecting it")
-    parser.add_argument("--label-scheme", help="label scheme of the collection's label files")
+    options.add_layout(parser, label_scheme="the collection's label files")
     dataset_cli.add_write_arguments(parser)
 
 

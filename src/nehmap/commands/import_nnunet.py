@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import options
 
 HELP = "write an nnU-Net v2 raw dataset as a manifest or in a public collection's layout"
 
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nehmap.io.nnunet import IMPORT_LAYOUTS
 
     parser.add_argument("dataset", help="the nnU-Net dataset folder (DatasetXXX_Name)")
-    parser.add_argument("-o", "--out", required=True, help="output folder")
+    options.add_out(parser, "output folder")
     parser.add_argument(
         "--layout",
         default="manifest",

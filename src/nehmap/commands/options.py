@@ -124,6 +124,25 @@ def add_out(
     parser.add_argument("-o", "--out", required=required, help=what, **kwargs)
 
 
+def add_layout(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    whose: str = "the collection's",
+    *,
+    label_scheme: str | None = None,
+    **kwargs,
+) -> None:
+    """``--layout``: force the layout of an input collection instead of detecting it;
+    with ``label_scheme`` (what its label files are) also ``--label-scheme``.
+
+    ``whose`` names the collection in the help ("the collection's", "the cohort's").
+    """
+    parser.add_argument("--layout", help=f"force {whose} layout instead of detecting it", **kwargs)
+    if label_scheme is not None:
+        parser.add_argument(
+            "--label-scheme", help=f"force the label scheme of {label_scheme}", **kwargs
+        )
+
+
 def add_case_selection(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, unit: str = "cases"
 ) -> None:

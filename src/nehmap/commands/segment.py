@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nehmap.commands import options
 
     parser.add_argument("input", help="case folder, collection folder or manifest CSV")
-    parser.add_argument("-o", "--out", required=True, help="output folder (one subfolder per case)")
+    options.add_out(parser, "output folder (one subfolder per case)")
     parser.add_argument(
         "--models",
         help="comma-separated shipped model names or checkpoint paths "
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_device(parser)
     parser.add_argument("--tta", action="store_true", help="test-time mirroring (8x slower)")
     options.add_overwrite(parser, "redo cases already complete")
-    parser.add_argument("--layout", help="force the input layout instead of detecting it")
+    options.add_layout(parser, "the input's")
     parser.add_argument(
         "--external",
         action="append",

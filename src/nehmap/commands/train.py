@@ -89,8 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start from these weights (fine-tuning: same network; for unetrpp-consensus also a "
         "unetrpp checkpoint, whose output layers are left out), fresh optimizer and schedule",
     )
-    g.add_argument("--layout", metavar="NAME", help="force the collection layout")
-    g.add_argument("--label-scheme", metavar="NAME", help="force the label files' scheme")
+    options.add_layout(g, label_scheme="the label files", metavar="NAME")
     g.add_argument(
         "--target",
         choices=("auto", "tissue", "consensus"),

@@ -28,7 +28,7 @@ def _add_cohort_arguments(p: argparse.ArgumentParser) -> None:
 
     options.add_out(p, "output folder for the tables")
     options.add_progress(p)
-    p.add_argument("--layout", help="force the cohort's layout")
+    options.add_layout(p, "the cohort's")
     p.add_argument(
         "--vessel-percentile",
         type=float,

@@ -25,6 +25,8 @@ HELP = "compare the pre-operative NEH with the enhancing tumour at recurrence (H
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``nehmap validate recurrence``."""
+    from nehmap.commands import options
+
     parser.add_argument(
         "cohort",
         help="collection with pre-operative and recurrence scans (RHUH-GBM layout, or a "
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="segmentations of the recurrence scans (as --preop-seg)",
     )
-    parser.add_argument("-o", "--out", required=True, type=Path, help="output folder")
+    options.add_out(parser, "output folder", type=Path)
     parser.add_argument(
         "--preop-model",
         metavar="M",
@@ -66,8 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="registration: quick (nehmap's affine + SyN schedule, default), full "
         "(ANTsPy SyN defaults, about twice as slow) or affine",
     )
-    from nehmap.commands import options
-
     options.add_threads(parser, 2)
     parser.add_argument(
         "--modalities",
@@ -128,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="flag registrations whose Jacobian determinant reaches this or less (0)",
     )
-    parser.add_argument("--layout", help="force the collection's layout (e.g. rhuh, manifest)")
+    options.add_layout(parser, "the cohort's")
     options.add_progress(parser)
 
 

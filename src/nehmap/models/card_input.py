@@ -96,18 +96,17 @@ def check_input(
     if dupes:
         raise ModelInputError(None, f"{who}: modality given more than once: {dupes}.")
     missing = [m for m in need if m not in given]
-    if missing:
-        raise ModelInputError(
-            None,
-            f"{who} needs the modalities {need}; missing: {missing} (given {given}).",
-            "Provide every modality the model was trained on.",
-        )
     extra = [g for g in given if g not in need]
-    if extra:
+    if missing or extra:
+        wrong = "; ".join(
+            f"{what}: {names}"
+            for what, names in (("missing", missing), ("not used", extra))
+            if names
+        )
         raise ModelInputError(
             None,
-            f"{who} takes exactly {need} as input channels; not used: {extra}.",
-            "Drop the extra channels.",
+            f"{who} takes exactly {need} as input channels; {wrong} (given {given}).",
+            "Provide every modality the model was trained on, and no other.",
         )
     if given != need:
         raise ModelInputError(
