@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nehmap-installed
 
-.PHONY: demo test lint install clean weights weights-derived browser
+.PHONY: demo test lint install clean weights install-weights weights-derived browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,9 +40,20 @@ test: $(STAMP) lint browser
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
 
-# Reproduce the shipped demo weights (about 3 h on 2 CPU cores); see models/README.md.
+# Reproduce the shipped demo weights (about 3 h on 2 CPU cores) in build/weights/models,
+# scored beside the installed ones; see models/README.md. models/ is left as it is:
+# install-weights copies them there, once compared.
+WEIGHTS_OUT := build/weights/models
 weights: $(STAMP)
 	NEHMAP=$(BIN)/nehmap PYTHON=$(BIN)/python bash scripts/train-demo-weights.sh build/weights
+
+install-weights:
+	@for m in paunet unetrpp unetrpp-consensus; do for f in $$m.safetensors $$m.json; do \
+	    test -f $(WEIGHTS_OUT)/$$f || { echo "$(WEIGHTS_OUT)/$$f: missing; run make weights first" >&2; exit 2; }; \
+	done; done
+	cp $(WEIGHTS_OUT)/paunet.* $(WEIGHTS_OUT)/unetrpp.* $(WEIGHTS_OUT)/unetrpp-consensus.* models/
+	cp $(WEIGHTS_OUT)/README.md models/README.md
+	@echo "installed the weights of $(WEIGHTS_OUT) in models/ (git diff models/ shows the change)"
 
 # The paper's pipeline end to end: train on derive-neh labels instead of the generator's
 # truth, and measure what that costs in Dice (fine-tuning the shipped PAUNet on each

@@ -1,10 +1,15 @@
-"""Copy the best demo checkpoints to models/, evaluate them on held-out phantoms, write cards.
+"""Write the best demo checkpoints with their cards, score them on held-out phantoms
+beside the installed weights.
 
-Usage: python scripts/finalise_demo_weights.py WORK_DIR MODELS_DIR
+Usage: python scripts/finalise_demo_weights.py WORK_DIR OUT_DIR [INSTALLED_DIR]
 
-WORK_DIR is the folder of scripts/train-demo-weights.sh (runs/, heldout/). The held-out
-phantoms (1 mm, nehmap labels in the nnU-Net layout) are segmented with the shipped
-models and scored per region; the results go into each model card and models/README.md.
+WORK_DIR is the folder of scripts/train-demo-weights.sh (runs/, heldout/). The weights,
+their model cards and a README (its hand-written sections taken from INSTALLED_DIR's,
+default models/) go to OUT_DIR, never into INSTALLED_DIR: ``make install-weights`` copies
+them there once they have been compared. The held-out phantoms (1 mm, nehmap labels in
+the nnU-Net layout) are segmented with the new and with the installed models and scored
+per region; the new scores go into each model card and the README, both tables are
+printed side by side (and written to WORK_DIR/heldout-compare.csv).
 """
 
 from __future__ import annotations
@@ -129,7 +134,63 @@ def fusion_sensitivity(seg: Segmentation, truth: np.ndarray, spacing: tuple) -> 
     return rows
 
 
-def main(work: Path, models_dir: Path) -> None:
+def heldout_scores(
+    models_dir: Path, heldout: Path, seg_dir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Segment the held-out phantoms with the models in ``models_dir`` and score them.
+
+    Returns the mean Dice per model and region (rows: paunet, unetrpp, fused,
+    unetrpp-consensus), the fused NEH Dice per smoothing sigma (mm) and threshold, and
+    the Dice per model as ``{"dice_<region>": value}`` for the cards.
+    """
+    models = load_models([str(models_dir / m) for m in MODELS])
+    sensitivity = []
+    for files in discover(heldout):
+        case = load_case(files, load_labels=True)
+        assert case.labels is not None
+        seg = segment(case, models)
+        sensitivity += fusion_sensitivity(seg, case.labels == NEH, case.spacing)
+        write_segmentation(seg, case, seg_dir)
+    fusion_table = (
+        pd.DataFrame(sensitivity)
+        .groupby(["sigma_mm", "threshold"])["dice"]
+        .mean()
+        .round(3)
+        .unstack("threshold")
+    )
+    scores = {}
+    rows = []
+    for name in ("paunet", "unetrpp", "fused", "unetrpp-consensus"):
+        result = evaluate_collections(seg_dir, heldout, pred_model=name)
+        summary = result.summary
+        dice = summary[summary.metric == "dice"].set_index("region")["mean"]
+        scores[name] = {f"dice_{region}": round(float(value), 4) for region, value in dice.items()}
+        for region, value in dice.items():
+            rows.append({"model": name, "region": region, "dice": round(float(value), 4)})
+    table = pd.DataFrame(rows).pivot(index="model", columns="region", values="dice")
+    return table, fusion_table, scores
+
+
+def compare_heldout(installed: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Installed and new mean Dice per model and region, one row each, with the change."""
+    both = pd.concat({"installed": installed.stack(), "new": new.stack()}, axis=1, join="outer")
+    both.index.names = ["model", "region"]
+    both = both.dropna(how="all")  # a region the model does not score (fused ET)
+    both["change"] = (both["new"] - both["installed"]).round(4)
+    return both.reset_index()
+
+
+def main(work: Path, out_dir: Path, installed_dir: Path = Path("models")) -> None:
+    if out_dir.resolve() == installed_dir.resolve():
+        sys.exit(
+            f"error: {out_dir} is the installed weights' folder; write the new weights "
+            "elsewhere (e.g. build/weights/models) and copy them after comparing "
+            "(make install-weights)."
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    readme = installed_dir / "README.md"
+    if readme.is_file() and not (out_dir / "README.md").is_file():
+        (out_dir / "README.md").write_text(readme.read_text())  # its own sections are kept
     n_train = len(discover(work / "train"))
     for name in MODELS:
         run = final_run(work, name)
@@ -152,40 +213,21 @@ def main(work: Path, models_dir: Path) -> None:
             "patches of 64^3 at 2 mm, on a CPU. Reproduce with `make weights` (scripts/train-demo-weights.sh)."
         )
         card.validation_metrics = {"training_validation_patches": log}
-        save_checkpoint(network, card, models_dir / name)
+        save_checkpoint(network, card, out_dir / name)
         print(f"{name}: best epoch {log['best_epoch']} of {log['epochs']}")
     # held-out phantoms at 1 mm, through the whole pipeline
     heldout = work / "heldout"
-    seg_dir = work / "heldout-seg"
-    models = load_models([str(models_dir / m) for m in MODELS])
-    sensitivity = []
-    for files in discover(heldout):
-        case = load_case(files, load_labels=True)
-        assert case.labels is not None
-        seg = segment(case, models)
-        sensitivity += fusion_sensitivity(seg, case.labels == NEH, case.spacing)
-        write_segmentation(seg, case, seg_dir)
-    fusion_table = (
-        pd.DataFrame(sensitivity)
-        .groupby(["sigma_mm", "threshold"])["dice"]
-        .mean()
-        .round(3)
-        .unstack("threshold")
-    )
+    table, fusion_table, scores = heldout_scores(out_dir, heldout, work / "heldout-seg")
     print(fusion_table.to_string())
-    scores = {}
-    rows = []
-    for name in ("paunet", "unetrpp", "fused", "unetrpp-consensus"):
-        result = evaluate_collections(seg_dir, heldout, pred_model=name)
-        summary = result.summary
-        dice = summary[summary.metric == "dice"].set_index("region")["mean"]
-        scores[name] = {f"dice_{region}": round(float(value), 4) for region, value in dice.items()}
-        for region, value in dice.items():
-            rows.append({"model": name, "region": region, "dice": round(float(value), 4)})
-    table = pd.DataFrame(rows).pivot(index="model", columns="region", values="dice")
     print(table.to_string())
+    if all((installed_dir / f"{m}.safetensors").is_file() for m in MODELS):
+        installed, _, _ = heldout_scores(installed_dir, heldout, work / "heldout-seg-installed")
+        comparison = compare_heldout(installed, table)
+        comparison.to_csv(work / "heldout-compare.csv", index=False)
+        print(f"held-out phantoms, installed ({installed_dir}) against new ({out_dir}):")
+        print(comparison.to_string(index=False))
     for name in MODELS:
-        network, card = load_checkpoint(models_dir / name)
+        network, card = load_checkpoint(out_dir / name)
         card.validation_metrics["heldout_phantoms_1mm"] = {
             "cases": len(discover(heldout)),
             "data": "nehmap synth --spacing 1 --layout nnunet --seed 2027 (not seen in training)",
@@ -195,11 +237,11 @@ def main(work: Path, models_dir: Path) -> None:
         transfer = transfer_scores(work / "transfer.csv", name)
         if transfer:
             card.validation_metrics["transfer_heldout_families"] = transfer
-        save_checkpoint(network, card, models_dir / name)
+        save_checkpoint(network, card, out_dir / name)
     (work / "heldout-scores.json").write_text(json.dumps(scores, indent=2))
     transfer = work / "transfer.md"
     write_model_readme(
-        models_dir,
+        out_dir,
         table,
         fusion_table,
         n_train,
@@ -357,6 +399,6 @@ def _has_tabulate() -> bool:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(*(Path(arg) for arg in sys.argv[1:]))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the shipped demo weights (models/paunet, models/unetrpp, models/unetrpp-consensus).
+# Reproduce the shipped demo weights (models/paunet, models/unetrpp, models/unetrpp-consensus)
+# in WORK_DIR/models; `make install-weights` copies them into models/ after comparing.
 #
 # They are trained on synthetic phantoms (nehmap synth, 2 mm) on a CPU, so that nehmap can
 # be tried and tested without real data or a GPU. They are NOT for real patients.
@@ -92,5 +93,9 @@ if [ "$TRANSFER_N" -gt 0 ]; then
         --markdown "$WORK/transfer.md"
 fi
 
-step "model cards, evaluation on the held-out phantoms, copy to models/"
-"$PYTHON" scripts/finalise_demo_weights.py "$WORK" models
+step "model cards, evaluation on the held-out phantoms beside the installed weights"
+"$PYTHON" scripts/finalise_demo_weights.py "$WORK" "$WORK/models" models
+echo "New weights, cards and README in $WORK/models; models/ is unchanged."
+echo "Compare them with the installed ones first (held-out table above, in"
+echo "$WORK/heldout-compare.csv; benchmarks/compare_scores.py on phantoms nehmap did not"
+echo "make, models/README.md), then install them with: make install-weights"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finalise_demo_weights.py"
 
 
@@ -92,3 +94,29 @@ def test_stage_words_read_the_family_from_the_synthetic_cohort(tmp_path: Path) -
 
     assert words("ell").startswith(" on the ellipsoidal family only")
     assert words("mix") == "" and words("elsewhere") == ""
+
+
+def test_heldout_comparison_pairs_installed_and_new_scores() -> None:
+    import pandas as pd
+
+    installed = pd.DataFrame(
+        {"ET": [0.9, None], "NEH": [0.7, 0.6]}, index=pd.Index(["paunet", "fused"], name="model")
+    )
+    new = pd.DataFrame(
+        {"ET": [0.8, None], "NEH": [0.75, 0.5]}, index=pd.Index(["paunet", "fused"], name="model")
+    )
+    rows = _script().compare_heldout(installed, new).set_index(["model", "region"])
+    assert rows.loc[("paunet", "ET"), "change"] == pytest.approx(-0.1)
+    assert rows.loc[("paunet", "NEH"), "change"] == pytest.approx(0.05)
+    assert rows.loc[("fused", "NEH"), ["installed", "new"]].tolist() == [0.6, 0.5]
+    assert ("fused", "ET") not in rows.index  # no region without a score
+
+
+def test_new_weights_are_never_written_over_the_installed_ones(tmp_path: Path) -> None:
+    installed = tmp_path / "models"
+    installed.mkdir()
+    (installed / "paunet.safetensors").write_bytes(b"installed")
+    with pytest.raises(SystemExit, match="make install-weights"):
+        _script().main(tmp_path / "work", installed, installed)
+    assert (installed / "paunet.safetensors").read_bytes() == b"installed"
+    assert sorted(p.name for p in installed.iterdir()) == ["paunet.safetensors"]
