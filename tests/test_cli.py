@@ -31,3 +31,17 @@ def test_every_command_has_help(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "COMMAND" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--null-n", "0", "must be at least 1"), ("--preset", "slow", "invalid choice: 'slow'")],
+)
+def test_validate_recurrence_refuses_bad_options_before_reading(capsys, option, value, message):
+    parser = build_parser()
+    line = ["validate", "recurrence", "cohort", "--preop-seg", "a", "--recurrence-seg", "b"]
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([*line, "-o", "out", option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and message in err

@@ -26,6 +26,7 @@ HELP = "compare the pre-operative NEH with the enhancing tumour at recurrence (H
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``nehmap validate recurrence``."""
     from nehmap.commands import options
+    from nehmap.validate.registration_schedule import PRESETS
 
     parser.add_argument(
         "cohort",
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--preset",
-        choices=("quick", "full", "affine"),
+        choices=PRESETS,
         default="quick",
         help="registration: quick (nehmap's affine + SyN schedule, default), full "
         "(ANTsPy SyN defaults, about twice as slow) or affine",
@@ -90,7 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the brain, as the paper), spin (rotated about the cavity); default matched,brain",
     )
     parser.add_argument(
-        "--null-n", type=int, default=500, help="chance placements per patient (500)"
+        "--null-n",
+        type=options.int_at_least(1),
+        default=500,
+        help="chance placements per patient (500)",
     )
     parser.add_argument(
         "--within-mm",
@@ -148,8 +152,6 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"--modalities: unknown {unknown or 'empty'}; use {', '.join(known)}")
     if args.threads < 1:
         problems.append("--threads must be at least 1")
-    if args.null_n < 1:
-        problems.append("--null-n must be at least 1")
     from nehmap.validate.chance import CHANCE_MODELS
 
     chance = tuple(m.strip().lower() for m in args.chance.split(",") if m.strip())
