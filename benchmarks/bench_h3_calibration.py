@@ -53,7 +53,7 @@ from nehmap.stats.spatial_null import _Placer
 from nehmap.synth.anatomy import load_anatomy
 from nehmap.synth.case import _assemble
 from nehmap.synth.params import merge_params
-from nehmap.synth.recurrence import follow_up_labels
+from nehmap.synth.recurrence import PreoperativeCase, follow_up_labels
 from nehmap.synth.tumour import make_tumour
 from nehmap.validate.chance import (
     CONTROL_MAX_OVERLAP,
@@ -118,9 +118,8 @@ def simulate_patient(seed: int, anatomy, params, null_n: int, recurrences: int) 
     for origin in ORIGINS:
         for _ in range(recurrences):
             p = {**params, "recurrence_origin": origin}
-            follow, _, _ = follow_up_labels(
-                rng, anatomy, tissues, labels, p, tumour.params["edema_extent_mm"]
-            )
+            preop = PreoperativeCase(anatomy, tissues, labels, p, tumour.params["edema_extent_mm"])
+            follow, _, _ = follow_up_labels(rng, preop)
             etrl = follow == ET
             if not etrl.any():
                 continue

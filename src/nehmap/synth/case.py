@@ -26,7 +26,7 @@ from nehmap.synth.families import (
 )
 from nehmap.synth.params import MODALITIES, jsonable, merge_params
 from nehmap.synth.rcbv import draw_rcbv, synthesise_rcbv
-from nehmap.synth.recurrence import Recurrence, make_recurrence
+from nehmap.synth.recurrence import PreoperativeCase, Recurrence, make_recurrence
 from nehmap.synth.tumour import TumourGeometry
 
 TUMOUR_CLASSES: Mapping[str, int] = {"NC": NC, "ED": ED, "NEH": NEH, "ET": ET}
@@ -160,14 +160,8 @@ def generate_case(
         record["rcbv"] = {**settings, "vessels": vessels}
     follow_up = None
     if recurrence:
-        follow_up = make_recurrence(
-            recurrence_rng,
-            anatomy,
-            tissues,
-            labels,
-            merged,
-            tumour.params["edema_extent_mm"],
-        )
+        preop = PreoperativeCase(anatomy, tissues, labels, merged, tumour.params["edema_extent_mm"])
+        follow_up = make_recurrence(recurrence_rng, preop)
         record["recurrence"] = follow_up.params
     return SyntheticCase(
         seed=seed_value,

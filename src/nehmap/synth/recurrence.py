@@ -55,6 +55,28 @@ _CODE_CAVITY = 0b1000
 _CODE_NEH = 0b10000
 
 
+@dataclass(frozen=True)
+class PreoperativeCase:
+    """What a recurrence grows from: the pre-operative case after mass effect.
+
+    Attributes:
+        anatomy: the case's anatomy (grid, spacing in mm, brain mask, ventricles).
+        tissues: pre-operative ``gm``, ``wm``, ``csf`` fractions (float arrays of the
+            grid's shape, after mass effect).
+        labels: pre-operative nehmap labels (uint8, the grid's shape).
+        params: the case's merged generator parameters (``recurrence_origin``,
+            ``p_recurrence_from_neh``, ``residual_edema``...).
+        edema_extent_mm: the pre-operative edema's reach (mm); a fraction
+            (``residual_edema``) of it remains around the cavity.
+    """
+
+    anatomy: Anatomy
+    tissues: Mapping[str, np.ndarray]
+    labels: np.ndarray
+    params: Mapping[str, Any]
+    edema_extent_mm: float
+
+
 @dataclass
 class Recurrence:
     """The recurrence time point of a synthetic case and its ground truth.
@@ -108,31 +130,18 @@ class Recurrence:
         return out
 
 
-def make_recurrence(
-    rng: np.random.Generator,
-    anatomy: Anatomy,
-    tissues: Mapping[str, np.ndarray],
-    labels: np.ndarray,
-    params: Mapping[str, Any],
-    edema_extent_mm: float,
-) -> Recurrence:
+def make_recurrence(rng: np.random.Generator, preop: PreoperativeCase) -> Recurrence:
     """Lay out the follow-up scan, move it into recurrence space and synthesise it.
 
     Args:
         rng: random generator for the recurrence (consumed).
-        anatomy: the case's anatomy (grid, brain mask, ventricles).
-        tissues: pre-operative ``gm``, ``wm``, ``csf`` fractions (after mass effect).
-        labels: pre-operative nehmap labels (uint8, full volume).
-        params: merged parameters.
-        edema_extent_mm: the pre-operative edema's reach (mm); a fraction
-            (``residual_edema``) of it remains around the cavity.
+        preop: the pre-operative case it grows from.
 
     Returns:
         :class:`Recurrence`.
     """
-    drawn, box, (follow_labels, cavity_box, seed_mm) = _draw_and_lay_out(
-        rng, params, edema_extent_mm, anatomy, tissues, labels
-    )
+    anatomy, tissues, labels, params = preop.anatomy, preop.tissues, preop.labels, preop.params
+    drawn, box, (follow_labels, cavity_box, seed_mm) = _draw_and_lay_out(rng, preop)
     code = np.zeros(labels.shape, dtype=np.uint8)
     code[box] = follow_labels | (cavity_box.astype(np.uint8) * _CODE_CAVITY)
     code[labels == NEH] |= _CODE_NEH
@@ -173,12 +182,7 @@ def make_recurrence(
 
 
 def follow_up_labels(
-    rng: np.random.Generator,
-    anatomy: Anatomy,
-    tissues: Mapping[str, np.ndarray],
-    labels: np.ndarray,
-    params: Mapping[str, Any],
-    edema_extent_mm: float,
+    rng: np.random.Generator, preop: PreoperativeCase
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """The follow-up labels and cavity in pre-operative space, without images or motion.
 
@@ -187,15 +191,14 @@ def follow_up_labels(
 
     Args:
         rng: random generator (consumed).
-        anatomy, tissues, labels, params, edema_extent_mm: as :func:`make_recurrence`.
+        preop: the pre-operative case it grows from.
 
     Returns:
         (labels, cavity, origin): full-volume follow-up labels (uint8: ET 4, NC 1, ED 2),
         the cavity (bool) and the origin drawn.
     """
-    drawn, box, (follow_box, cavity_box, _) = _draw_and_lay_out(
-        rng, params, edema_extent_mm, anatomy, tissues, labels
-    )
+    drawn, box, (follow_box, cavity_box, _) = _draw_and_lay_out(rng, preop)
+    labels = preop.labels
     follow = np.zeros(labels.shape, dtype=np.uint8)
     cavity = np.zeros(labels.shape, dtype=bool)
     follow[box] = follow_box
@@ -204,22 +207,18 @@ def follow_up_labels(
 
 
 def _draw_and_lay_out(
-    rng: np.random.Generator,
-    params: Mapping[str, Any],
-    edema_extent_mm: float,
-    anatomy: Anatomy,
-    tissues: Mapping[str, np.ndarray],
-    labels: np.ndarray,
+    rng: np.random.Generator, preop: PreoperativeCase
 ) -> tuple[dict[str, Any], Box, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The first steps of both recurrence functions: draw the parameters, then lay out
     the follow-up labels and cavity in the box 20 mm around the tumour.
 
     Returns ``(drawn, box, (labels_in_box, cavity_in_box, seed_mm))``.
     """
-    drawn = _draw(rng, params)
-    drawn["preop_edema_extent_mm"] = float(edema_extent_mm)
-    box = _box_around(labels > 0, 20.0, anatomy.spacing, labels.shape)
-    return drawn, box, _follow_up_layout(rng, anatomy, tissues, labels, box, drawn)
+    drawn = _draw(rng, preop.params)
+    drawn["preop_edema_extent_mm"] = float(preop.edema_extent_mm)
+    labels = preop.labels
+    box = _box_around(labels > 0, 20.0, preop.anatomy.spacing, labels.shape)
+    return drawn, box, _follow_up_layout(rng, preop.anatomy, preop.tissues, labels, box, drawn)
 
 
 def _draw(rng: np.random.Generator, params: Mapping[str, Any]) -> dict[str, Any]:
