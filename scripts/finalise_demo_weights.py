@@ -265,16 +265,23 @@ def shipped_names(text: str) -> str:
     return text
 
 
-def transfer_scores(path: Path, name: str) -> dict:
+def transfer_scores(
+    path: Path,
+    name: str,
+    model: str | None = None,
+    data: str = "benchmarks/bench_transfer.py (held-out families and styles)",
+) -> dict:
     """Mean Dice per family and region of model ``name`` (and the fused NEH) in the
-    transfer benchmark's per-case table; empty when there is none."""
+    transfer benchmark's per-case table; empty when there is none. ``model`` is the
+    name the table gives it (default: the run checkpoint's, :data:`TRANSFER_RUNS`),
+    ``data`` how the table was made."""
     if not path.is_file():
         return {}
     table = pd.read_csv(path)
     table = table[table.metric == "dice"]
-    out: dict = {"data": "benchmarks/bench_transfer.py (held-out families and styles)"}
-    for label, model in (("this_model", TRANSFER_RUNS[name]), ("fused_neh", "fused")):
-        rows = table[table.model == model]
+    out: dict = {"data": data}
+    for label, table_name in (("this_model", model or TRANSFER_RUNS[name]), ("fused_neh", "fused")):
+        rows = table[table.model == table_name]
         means = rows.groupby(["family", "region"])["value"].mean().round(4)
         out[label] = {
             family: {region: float(v) for (f, region), v in means.items() if f == family}
