@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("checkpoint", help="the nnU-Net v1 .model file")
-    parser.add_argument(
-        "-o", "--out", required=True, help="nehmap checkpoint name (writes .safetensors, .json)"
-    )
+    from nehmap.commands import options
+
+    options.add_out(parser, "nehmap checkpoint name (writes .safetensors, .json)")
     parser.add_argument(
         "--architecture",
         default="unetrpp",
