@@ -43,9 +43,10 @@ clean:
 # Reproduce the shipped demo weights (about 3 h on 2 CPU cores) in build/weights/models,
 # scored beside the installed ones; see models/README.md. models/ is left as it is:
 # install-weights copies them there, once compared.
-WEIGHTS_OUT := build/weights/models
+WEIGHTS_WORK := build/weights
+WEIGHTS_OUT := $(WEIGHTS_WORK)/models
 weights: $(STAMP)
-	NEHMAP=$(BIN)/nehmap PYTHON=$(BIN)/python bash scripts/train-demo-weights.sh build/weights
+	NEHMAP=$(BIN)/nehmap PYTHON=$(BIN)/python bash scripts/train-demo-weights.sh $(WEIGHTS_WORK)
 
 install-weights:
 	@for m in paunet unetrpp unetrpp-consensus; do for f in $$m.safetensors $$m.json; do \

@@ -13,9 +13,9 @@ _COLUMNS = ("t1", "t1c", "t2", "flair", "seg", "rcbv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="collection folder, single case folder, or manifest CSV")
     from nehmap.commands import options
 
+    parser.add_argument("input", help="collection folder, single case folder, or manifest CSV")
     options.add_layout(parser, "the input's", label_scheme="the label files")
     parser.add_argument(
         "--check",
