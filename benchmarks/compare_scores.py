@@ -1,7 +1,7 @@
 """Compare two or more sets of weights case for case: ``old → new`` tables of mean Dice.
 
-``make weights`` copies new weights into ``models/``; before committing them, score both
-sets on the same cases and read this table. The inputs are the tidy per-case CSVs of
+``make weights`` writes new weights to ``build/weights/models/``; before installing them
+(``make install-weights``), score both sets on the same cases and read this table. The inputs are the tidy per-case CSVs of
 ``bench_mni_phantoms.py --out`` (case, family, model, region, dice) or
 ``bench_transfer.py --out`` (case, family, style, model, region, metric, value; its
 ``dice`` rows are used). Only the cases present in every file are compared. Each

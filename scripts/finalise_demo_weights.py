@@ -217,6 +217,7 @@ def main(work: Path, out_dir: Path, installed_dir: Path = Path("models")) -> Non
         print(f"{name}: best epoch {log['best_epoch']} of {log['epochs']}")
     # held-out phantoms at 1 mm, through the whole pipeline
     heldout = work / "heldout"
+    n_heldout = len(discover(heldout))
     table, fusion_table, scores = heldout_scores(out_dir, heldout, work / "heldout-seg")
     print(fusion_table.to_string())
     print(table.to_string())
@@ -229,7 +230,7 @@ def main(work: Path, out_dir: Path, installed_dir: Path = Path("models")) -> Non
     for name in MODELS:
         network, card = load_checkpoint(out_dir / name)
         card.validation_metrics["heldout_phantoms_1mm"] = {
-            "cases": len(discover(heldout)),
+            "cases": n_heldout,
             "data": "nehmap synth --spacing 1 --layout nnunet --seed 2027 (not seen in training)",
             "this_model": scores[name],
             "fused_neh_of_paunet_and_unetrpp": scores["fused"],
@@ -245,7 +246,7 @@ def main(work: Path, out_dir: Path, installed_dir: Path = Path("models")) -> Non
         table,
         fusion_table,
         n_train,
-        len(discover(heldout)),
+        n_heldout,
         shipped_names(transfer.read_text()) if transfer.is_file() else None,
     )
 
