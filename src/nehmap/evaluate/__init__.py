@@ -32,6 +32,8 @@ sample standard deviation (``ddof=1``), median and the number of values ``n``.
 Modules: :mod:`~nehmap.evaluate.pair` (one case), :mod:`~nehmap.evaluate.cohort` (two
 folders, case by case) and :mod:`~nehmap.evaluate.summary` (cohort summaries and the
 paper-style tables); everything is importable from :mod:`nehmap.evaluate`.
+:mod:`~nehmap.evaluate.perfect_model` scores a perfect model through the pipeline (the
+Dice that resampling to the networks' spacing and the fusion's smoothing cost).
 """
 
 from nehmap.evaluate.cohort import (
@@ -42,6 +44,11 @@ from nehmap.evaluate.cohort import (
     evaluate_collections,
 )
 from nehmap.evaluate.pair import GRID_TOLERANCE_MM, evaluate_pair
+from nehmap.evaluate.perfect_model import (
+    PERFECT_MODEL_REGIONS,
+    perfect_model_dice,
+    perfect_probabilities,
+)
 from nehmap.evaluate.summary import (
     NEH_COLUMNS,
     PAPER_METRICS,
@@ -60,11 +67,14 @@ __all__ = [
     "NEH_COLUMNS",
     "PAPER_METRICS",
     "REGION_COLUMNS",
+    "PERFECT_MODEL_REGIONS",
     "SUMMARY_COLUMNS",
     "EvaluationResult",
     "evaluate_collections",
     "evaluate_pair",
     "format_cell",
     "paper_table",
+    "perfect_model_dice",
+    "perfect_probabilities",
     "summarise",
 ]

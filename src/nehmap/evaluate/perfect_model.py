@@ -1,0 +1,144 @@
+"""What a perfect model scores through nehmap's pipeline: the cost of resolution and fusion.
+
+``nehmap segment`` runs each network at the spacing of its card (2 mm for the shipped
+models) and brings the class probabilities back to the case's grid; the fused NEH mask
+then smooths the mean NEH probability (the paper: Gaussian, sigma 1.5 mm) and keeps
+p >= 0.5. Both steps cost Dice that better training of a *correct* model cannot win
+back: a layer one 2 mm voxel thick is blurred by the resampling, and a layer thinner
+than about 2 mm falls below 0.5 after the smoothing even where every model is certain.
+
+:func:`perfect_model_dice` measures that cost on a label map whose truth is known. It
+replaces the network by a perfect one: on the network's grid its class probabilities
+are the truth's class occupancy there (the one-hot truth resampled as the pipeline
+resamples the images: trilinear, ``align_corners=False``, which for a factor of exactly
+2 is the mean over each 2 x 2 x 2 block). Everything after the network is nehmap's own
+code: :func:`nehmap.preprocess.resample_probabilities` back to the case's grid, the
+argmax for the label map, :func:`nehmap.fusion.fuse_neh` for the fused mask.
+
+This is the score of a model that is right, not an upper bound over all models. A
+model that is wrong in the right way can score higher: one that draws a thin NEH layer
+thicker than it is, with full confidence, leaves a mask of about the true width after
+the smoothing (a slab of perfect probability 1 must be about 2 mm thick for its middle
+to stay >= 0.5 at sigma 1.5 mm; a wider one leaves a narrower mask than itself). So a
+goal above these numbers asks the models to learn the fusion's blur, not the tumour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nehmap.fusion import DEFAULT_SIGMA_MM, DEFAULT_THRESHOLD, fuse_neh
+from nehmap.labels import BACKGROUND, NEH, TUMOUR_LABELS, check_label_map, region_mask
+from nehmap.metrics.overlap import dice
+from nehmap.preprocess import (
+    brain_crop,
+    labels_from_probabilities,
+    resample_channels,
+    resample_probabilities,
+    resampled_shape,
+)
+
+__all__ = ["PERFECT_MODEL_REGIONS", "perfect_probabilities", "perfect_model_dice"]
+
+CLASS_LABELS: tuple[int, ...] = (BACKGROUND, *TUMOUR_LABELS)
+"""The classes of a perfect 4-label model, in channel order."""
+
+PERFECT_MODEL_REGIONS: tuple[str, ...] = ("WT", "TC", "ET", "NEH", "fused NEH")
+"""Keys of :func:`perfect_model_dice`'s result: the label map's regions and the fused mask."""
+
+
+def _spacing3(value: float | Sequence[float], what: str) -> tuple[float, float, float]:
+    values = (float(value),) * 3 if np.isscalar(value) else tuple(float(v) for v in value)
+    if len(values) != 3 or not all(v > 0 for v in values):
+        raise ValueError(f"{what} must be one positive size in mm or three, got {value!r}.")
+    return values  # type: ignore[return-value]
+
+
+def perfect_probabilities(
+    labels: np.ndarray,
+    spacing: Sequence[float],
+    model_spacing_mm: float | Sequence[float] = 2.0,
+    brain: np.ndarray | None = None,
+) -> np.ndarray:
+    """Class probabilities of a perfect model run at ``model_spacing_mm``, on the case's grid.
+
+    Args:
+        labels: nehmap label map (X, Y, Z), the truth.
+        spacing: the case's voxel size in mm per axis.
+        model_spacing_mm: the spacing the model runs at (mm; one value or one per axis).
+        brain: the brain mask (bool, (X, Y, Z)) the pipeline crops to; default the whole
+            grid. Outside it the probabilities are background, as in ``nehmap segment``.
+
+    Returns:
+        float32 (5, X, Y, Z): background, NC, ED, NEH, ET, summing to 1 in every voxel.
+    """
+    labels = check_label_map(np.asarray(labels), "labels")
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a 3D label map (X, Y, Z), got shape {labels.shape}.")
+    case_spacing = _spacing3(spacing, "spacing")
+    target = _spacing3(model_spacing_mm, "model_spacing_mm")
+    brain = np.ones(labels.shape, bool) if brain is None else np.asarray(brain, dtype=bool)
+    if brain.shape != labels.shape or not brain.any():
+        raise ValueError(
+            f"The brain mask (shape {brain.shape}) must be a non-empty mask of the labels' "
+            f"grid {labels.shape}."
+        )
+    crop = brain_crop(brain)
+    block = labels[crop.slices]
+    onehot = np.stack([block == value for value in CLASS_LABELS]).astype(np.float32)
+    work_shape = resampled_shape(block.shape, case_spacing, target)
+    if np.allclose(case_spacing, target, rtol=0, atol=1e-3):
+        probs = onehot
+    else:
+        probs = resample_probabilities(resample_channels(onehot, work_shape), block.shape)
+    full = crop.paste(probs, fill=0.0)
+    full[:, ~brain] = 0.0
+    full[0, ~brain] = 1.0
+    return full
+
+
+def perfect_model_dice(
+    labels: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    model_spacing_mm: float | Sequence[float] = 2.0,
+    brain: np.ndarray | None = None,
+    sigma_mm: float = DEFAULT_SIGMA_MM,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, float]:
+    """Dice of a perfect model on one case through nehmap's pipeline (see the module).
+
+    Args:
+        labels: nehmap label map (X, Y, Z), the truth.
+        spacing: the case's voxel size in mm per axis.
+        model_spacing_mm: spacing the model runs at (mm); the case's own spacing gives
+            the cost of the fusion alone.
+        brain: brain mask the pipeline crops to (default the whole grid).
+        sigma_mm, threshold: the fusion's smoothing (mm) and threshold
+            (:func:`nehmap.fusion.fuse_neh`; the paper's 1.5 mm and 0.5 by default).
+
+    Returns:
+        Dice per key of :data:`PERFECT_MODEL_REGIONS`: ``WT``, ``TC``, ``ET``, ``NEH`` of the
+        perfect model's label map, and ``fused NEH`` of the fused mask of two (or any
+        number of) perfect models. A region absent from the truth has nothing to find:
+        its value is NaN, not the 1.0 of two empty masks.
+    """
+    probs = perfect_probabilities(labels, spacing, model_spacing_mm, brain)
+    predicted = labels_from_probabilities(probs, CLASS_LABELS)
+    fused = fuse_neh(
+        [probs[CLASS_LABELS.index(NEH)]] * 2,
+        _spacing3(spacing, "spacing"),
+        sigma_mm=sigma_mm,
+        threshold=threshold,
+        low=threshold / 2,  # the levels are not used; any low below the threshold
+    ).mask
+    pairs = {region: (region_mask(predicted, region), region_mask(labels, region))
+             for region in ("WT", "TC", "ET")}  # fmt: skip
+    pairs["NEH"] = (predicted == NEH, labels == NEH)
+    pairs["fused NEH"] = (fused > 0, labels == NEH)
+    return {
+        key: dice(pred, truth) if truth.any() else float("nan")
+        for key, (pred, truth) in pairs.items()
+    }
