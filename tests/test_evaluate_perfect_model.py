@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from scipy.stats import norm
 
 from nehmap.evaluate.perfect_model import (
@@ -131,3 +132,20 @@ def test_outside_an_integer_brain_mask_the_perfect_model_says_background():
     np.testing.assert_array_equal(probs[0, 14:], 1.0)
     np.testing.assert_array_equal(probs[1:, 14:], 0.0)
     assert probs[NEH, 9].min() > 0.5  # inside the brain the NEH layer is kept
+
+
+def test_the_perfect_probabilities_equal_block_means_upsampled_by_scipy():
+    # an independent route to the same numbers: exact 2 x 2 x 2 block means (numpy), then
+    # scipy's linear zoom on the voxel grid (grid_mode: voxel centres at half-voxels, as
+    # align_corners=False), clipped and renormalised like the pipeline
+    rng = np.random.default_rng(0)
+    noise = ndimage.gaussian_filter(rng.standard_normal((20, 16, 12)), 2) * 8
+    labels = (np.floor(noise) % 5).astype(np.uint8)
+    assert len(np.unique(labels)) == 5
+    onehot = np.stack([labels == v for v in range(5)]).astype(np.float64)
+    x, y, z = labels.shape
+    blocks = onehot.reshape(5, x // 2, 2, y // 2, 2, z // 2, 2).mean(axis=(2, 4, 6))
+    up = np.stack([ndimage.zoom(c, 2, order=1, grid_mode=True, mode="nearest") for c in blocks])
+    up = np.clip(up, 0, 1) / np.clip(up, 0, 1).sum(axis=0, keepdims=True)
+    ours = perfect_probabilities(labels, (1.0, 1.0, 1.0), 2.0)
+    np.testing.assert_allclose(ours, up, atol=1e-6)
