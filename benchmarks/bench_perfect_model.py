@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_perfect_model.py                      # 4 cases per family, 1 mm
     python benchmarks/bench_perfect_model.py --n 4 --out perfect.csv
     python benchmarks/bench_perfect_model.py --sigma-mm 0.75 --threshold 0.4
+    python benchmarks/bench_perfect_model.py --scores transfer.csv mni.csv
 
 For the same phantoms as ``bench_transfer.py`` (nehmap's tumour families, seed 7000) and
 ``bench_mni_phantoms.py`` (phantoms made without ``nehmap.synth``, seed 31337), at 1 mm,
@@ -16,7 +17,10 @@ paper's sigma 1.5 mm and threshold 0.5 unless given), and of the fused mask of a
 model at 1 mm (the cost of the fusion alone), with the lowest case's fused Dice. A region
 absent from a case's truth (ET of a non-enhancing tumour, NEH of a thin-neh case without
 NEH) is left out of that region's mean, as in the transfer benchmark. No network runs:
-the whole table takes a few minutes on one core.
+the whole table takes a few minutes on one core. ``--scores`` takes the per-case CSVs
+(``--out``) of ``bench_transfer.py --spacing 1`` and ``bench_mni_phantoms.py`` with the
+same ``--n`` and seeds and prints each model's mean Dice beside the perfect model's on
+the same cases.
 
 These are the scores of a model that is right, not an upper bound: a model that draws
 a thin NEH layer thicker than it is can leave a fused mask closer to the truth than the
@@ -70,7 +74,8 @@ def independent_cases(n: int, seed: int):
     for f, family in enumerate(INDEPENDENT_FAMILIES):
         for i in range(n):
             _, labels = phantom(family, seed + 1000 * f + i, mni)
-            yield family, f"mni-{family}-{i:02d}", labels, mni["brain"], (1.0, 1.0, 1.0)
+            case_id = f"BraTS2021_{90000 + 100 * f + i:05d}"  # bench_mni_phantoms' ids
+            yield family, case_id, labels, mni["brain"], (1.0, 1.0, 1.0)
 
 
 def main() -> None:
@@ -81,6 +86,14 @@ def main() -> None:
     parser.add_argument("--sigma-mm", type=float, default=DEFAULT_SIGMA_MM)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--out", type=Path, help="tidy per-case CSV")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="per-case CSVs of bench_transfer.py / bench_mni_phantoms.py (--out) to print "
+        "beside the perfect model, case for case",
+    )
     args = parser.parse_args()
     model_spacing = shipped_spacing_mm()
     fusion = {"sigma_mm": args.sigma_mm, "threshold": args.threshold}
@@ -113,6 +126,14 @@ def main() -> None:
         "the perfect model run at the shipped models' spacing; 'fused NEH 1 mm': run at the "
         "case's; 'lowest': the lowest case's fused NEH at the models' spacing."
     )
+    if args.scores:
+        scores = pd.concat([read_scores(path) for path in args.scores], ignore_index=True)
+        print(f"\n{beside(table, scores, model_spacing[0]).to_string()}")
+        print(
+            "\nMean Dice of the models (--scores) and of the perfect model on the same cases "
+            "('fused NEH' against the perfect model's fused mask, every other column against "
+            "its label map)."
+        )
 
 
 def summary(table: pd.DataFrame, model_mm: float) -> pd.DataFrame:
@@ -126,6 +147,40 @@ def summary(table: pd.DataFrame, model_mm: float) -> pd.DataFrame:
     fine = table[(table.model_spacing_mm != model_mm) & (table.region == "fused NEH")]
     means["fused NEH 1 mm"] = fine.groupby(["set", "family"], sort=False).dice.mean()
     return means.round(2).replace({np.nan: None})
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """(case, model, region, dice) rows of a bench_transfer or bench_mni_phantoms CSV."""
+    frame = pd.read_csv(path)
+    if "metric" in frame:  # bench_transfer: Dice rows only (not false_positive_ml)
+        frame = frame[frame.metric == "dice"].rename(columns={"value": "dice"})
+    missing = {"case", "model", "region", "dice"} - set(frame.columns)
+    if missing:
+        raise SystemExit(
+            f"{path}: no column {', '.join(sorted(missing))}; give the --out CSV of "
+            "bench_transfer.py or bench_mni_phantoms.py."
+        )
+    frame = frame[["case", "model", "region", "dice"]].copy()
+    fused = frame.model == "fused"
+    frame.loc[fused, "region"] = "fused NEH"
+    return frame
+
+
+def beside(perfect: pd.DataFrame, scores: pd.DataFrame, model_mm: float) -> pd.DataFrame:
+    """Per set and family, each model's mean Dice and the perfect model's on its cases."""
+    ours = perfect[perfect.model_spacing_mm == model_mm]
+    ours = ours.rename(columns={"dice": "perfect"})[["set", "family", "case", "region", "perfect"]]
+    joined = scores.merge(ours, on=["case", "region"], how="inner")
+    if joined.empty:
+        raise SystemExit(
+            "No case of --scores matches the perfect model's cases: score the same phantoms "
+            "(the same --n and seeds, 1 mm)."
+        )
+    named = joined.model + " " + joined.region
+    joined["column"] = np.where(joined.model == "fused", "fused NEH", named)
+    means = joined.groupby(["set", "family", "column"], sort=False)[["dice", "perfect"]].mean()
+    table = means.rename(columns={"dice": "model"}).unstack("column").swaplevel(axis=1)
+    return table.sort_index(axis=1, level=0, sort_remaining=False).round(2)
 
 
 if __name__ == "__main__":
