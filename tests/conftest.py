@@ -49,41 +49,8 @@ def tmp(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory):
     """Tiny untrained checkpoints (2 mm cards) of the three architectures."""
-    import torch
-
-    from nehmap.models import create_model
-    from nehmap.models.card import ModelCard
-    from nehmap.models.checkpoint import save_checkpoint
+    from tiny_models import write_tiny_models
 
     root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    specs = {
-        "tiny-paunet": ("paunet", {"preset": "demo", "patch_size": 16, "n_stages": 3}),
-        "tiny-unetrpp": (
-            "unetrpp",
-            {
-                "preset": "demo",
-                "patch_size": [16, 16, 16],
-                "stem_stride": 2,
-                "proj_sizes": [8, 8, 8, 1],
-                "decoder_proj_sizes": [8, 8, 8],
-            },
-        ),
-        "tiny-consensus": (
-            "unetrpp-consensus",
-            {
-                "preset": "demo",
-                "patch_size": [16, 16, 16],
-                "stem_stride": 2,
-                "proj_sizes": [8, 8, 8, 1],
-                "decoder_proj_sizes": [8, 8, 8],
-            },
-        ),
-    }
-    for name, (arch, kwargs) in specs.items():
-        model = create_model(arch, **kwargs)
-        card = ModelCard.for_model(
-            model, name=name, spacing_mm=[2.0, 2.0, 2.0], training_data="untrained test network"
-        )
-        save_checkpoint(model, card, root / name)
+    write_tiny_models(root, patch=16, stem_stride=2, spacing_mm=2.0)
     return root
