@@ -18,6 +18,7 @@ Modules, one job each: :mod:`~nehmap.train.config` (settings),
 (seeded case split), :mod:`~nehmap.train.targets` (label maps the networks learn),
 :mod:`~nehmap.train.data` (preprocessing and cache), :mod:`~nehmap.train.sampling`
 (patch placement), :mod:`~nehmap.train.augment` (MONAI augmentation),
+:mod:`~nehmap.train.randomise` (domain randomisation: contrasts, bias, noise, slices),
 :mod:`~nehmap.train.dataset` (batches), :mod:`~nehmap.train.loss` (Dice + CE, deep
 supervision), :mod:`~nehmap.train.step` (optimiser, schedule, one step),
 :mod:`~nehmap.train.validate`, :mod:`~nehmap.train.checkpointing`,
