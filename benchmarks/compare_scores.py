@@ -1,10 +1,10 @@
 """Compare two or more sets of weights case for case: ``old → new`` tables of mean Dice.
 
 ``make weights`` writes new weights to ``build/weights/models/``; before installing them
-(``make install-weights``), score both sets on the same cases and read this table. The inputs are the tidy per-case CSVs of
-``bench_mni_phantoms.py --out`` (case, family, model, region, dice) or
-``bench_transfer.py --out`` (case, family, style, model, region, metric, value; its
-``dice`` rows are used). Only the cases present in every file are compared. Each
+(``make install-weights``), score both sets on the same cases and read this table. The
+inputs are the tidy per-case CSVs of ``bench_mni_phantoms.py --out`` (case, family,
+model, region, dice) or ``bench_transfer.py --out`` (case, family, style, model, region,
+metric, value; its ``dice`` rows are used). Only the cases present in every file are compared. Each
 model's name is reduced to its role, so that ``paunet`` and ``paunet-finetune-best`` are
 one column: ``fused`` (the fused NEH mask), ``unetrpp-consensus``, ``unetrpp`` or
 ``paunet`` by the name's contents, otherwise the name itself.

@@ -13,7 +13,7 @@ are obtained by argmax *after* resampling the probabilities, never by resampling
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,3 +132,35 @@ def labels_from_probabilities(probs: np.ndarray, class_values: Sequence[int]) ->
     """Argmax over classes, mapped to label values (uint8, (X, Y, Z))."""
     lut = np.asarray(class_values, dtype=np.uint8)
     return lut[np.argmax(probs, axis=0)]
+
+
+def predict_at_spacing(
+    block: np.ndarray,
+    spacing: Sequence[float],
+    target: Sequence[float],
+    predict: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Run ``predict`` on a (C, X, Y, Z) block resampled to ``target`` mm, and come back.
+
+    ``spacing`` is the block's voxel size (mm per axis). The block is resampled
+    trilinearly to the grid of ``target`` (skipped when the two agree to 0.001 mm),
+    ``predict`` turns it into class probabilities (K, ...) on that grid, and they are
+    resampled back to the block's grid with :func:`resample_probabilities`.
+
+    Returns:
+        float32 (K, X, Y, Z) on the block's grid.
+    """
+    if np.allclose(spacing, target, rtol=0, atol=1e-3):
+        return predict(block)
+    work_shape = resampled_shape(block.shape[1:], spacing, target)
+    return resample_probabilities(predict(resample_channels(block, work_shape)), block.shape[1:])
+
+
+def probabilities_in_brain(probs: np.ndarray, crop: Crop, brain: np.ndarray) -> np.ndarray:
+    """Class probabilities of a cropped block (K, ...) on the full grid; background
+    (class 0) with probability 1 outside the brain mask (bool, (X, Y, Z))."""
+    full = crop.paste(probs, fill=0.0)
+    outside = ~brain
+    full[:, outside] = 0.0
+    full[0, outside] = 1.0
+    return full

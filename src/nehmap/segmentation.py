@@ -39,9 +39,8 @@ from nehmap.labels import LABEL_COLOURS, LABEL_DESCRIPTIONS, NEH
 from nehmap.preprocess import (
     brain_crop,
     labels_from_probabilities,
-    resample_channels,
-    resample_probabilities,
-    resampled_shape,
+    predict_at_spacing,
+    probabilities_in_brain,
     zscore_in_mask,
 )
 from nehmap.segment_settings import settings_differences, settings_record  # noqa: F401
@@ -173,29 +172,23 @@ def predict_probabilities(
         stack[(slice(None), *crop.slices)], brain[crop.slices], list(card.modalities)
     )  # type: ignore[attr-defined]
     target = tuple(float(s) for s in card.spacing_mm)  # type: ignore[attr-defined]
-    same = np.allclose(case.spacing, target, rtol=0, atol=1e-3)
-    work_shape = crop.shape if same else resampled_shape(crop.shape, case.spacing, target)
-    if not same:
-        block = resample_channels(block, work_shape)
     dev = select_device(device)
-    probs = sliding_window_probabilities(
-        model.network,
-        block,
-        tuple(card.patch_size),  # type: ignore[attr-defined]
-        overlap=overlap,
-        batch_size=batch_size,
-        device=dev,
-        mirror_axes=(0, 1, 2) if mirror else (),
-        progress=progress,
-        desc=model.name,
-    )
-    if not same:
-        probs = resample_probabilities(probs, crop.shape)
-    full = crop.paste(probs, fill=0.0)
-    outside = ~brain
-    full[:, outside] = 0.0
-    full[0, outside] = 1.0
-    return full
+
+    def predict(work: np.ndarray) -> np.ndarray:
+        return sliding_window_probabilities(
+            model.network,
+            work,
+            tuple(card.patch_size),  # type: ignore[attr-defined]
+            overlap=overlap,
+            batch_size=batch_size,
+            device=dev,
+            mirror_axes=(0, 1, 2) if mirror else (),
+            progress=progress,
+            desc=model.name,
+        )
+
+    probs = predict_at_spacing(block, case.spacing, target, predict)
+    return probabilities_in_brain(probs, crop, brain)
 
 
 def neh_probability(probs: np.ndarray, class_labels: Sequence[int | None]) -> np.ndarray:

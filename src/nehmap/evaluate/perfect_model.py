@@ -12,8 +12,9 @@ replaces the network by a perfect one: on the network's grid its class probabili
 are the truth's class occupancy there (the one-hot truth resampled as the pipeline
 resamples the images: trilinear, ``align_corners=False``, which for a factor of exactly
 2 is the mean over each 2 x 2 x 2 block). Everything after the network is nehmap's own
-code: :func:`nehmap.preprocess.resample_probabilities` back to the case's grid, the
-argmax for the label map, :func:`nehmap.fusion.fuse_neh` for the fused mask.
+code: :func:`nehmap.preprocess.predict_at_spacing` (the resampling there and back that
+``nehmap segment`` uses), the argmax for the label map, :func:`nehmap.fusion.fuse_neh`
+for the fused mask.
 
 This is the score of a model that is right, not an upper bound over all models. A
 model that is wrong in the right way can score higher: one that draws a thin NEH layer
@@ -25,6 +26,7 @@ goal above these numbers asks the models to learn the fusion's blur, not the tum
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,10 +37,10 @@ from nehmap.metrics.overlap import dice
 from nehmap.preprocess import (
     brain_crop,
     labels_from_probabilities,
-    resample_channels,
-    resample_probabilities,
-    resampled_shape,
+    predict_at_spacing,
+    probabilities_in_brain,
 )
+from nehmap.spacing import check_spacing
 
 __all__ = ["PERFECT_MODEL_REGIONS", "perfect_probabilities", "perfect_model_dice"]
 
@@ -49,11 +51,9 @@ PERFECT_MODEL_REGIONS: tuple[str, ...] = ("WT", "TC", "ET", "NEH", "fused NEH")
 """Keys of :func:`perfect_model_dice`'s result: the label map's regions and the fused mask."""
 
 
-def _spacing3(value: float | Sequence[float], what: str) -> tuple[float, float, float]:
-    values = (float(value),) * 3 if np.isscalar(value) else tuple(float(v) for v in value)
-    if len(values) != 3 or not all(v > 0 for v in values):
-        raise ValueError(f"{what} must be one positive size in mm or three, got {value!r}.")
-    return values  # type: ignore[return-value]
+def _spacing3(value: float | Sequence[float], name: str) -> tuple[float, ...]:
+    """One size in mm for all three axes, or three: checked by :func:`check_spacing`."""
+    return check_spacing((value,) * 3 if isinstance(value, numbers.Real) else value, 3, name)
 
 
 def perfect_probabilities(
@@ -88,15 +88,9 @@ def perfect_probabilities(
     crop = brain_crop(brain)
     block = labels[crop.slices]
     onehot = np.stack([block == value for value in CLASS_LABELS]).astype(np.float32)
-    work_shape = resampled_shape(block.shape, case_spacing, target)
-    if np.allclose(case_spacing, target, rtol=0, atol=1e-3):
-        probs = onehot
-    else:
-        probs = resample_probabilities(resample_channels(onehot, work_shape), block.shape)
-    full = crop.paste(probs, fill=0.0)
-    full[:, ~brain] = 0.0
-    full[0, ~brain] = 1.0
-    return full
+    # the perfect "network" returns its input: the occupancy on the model's grid
+    probs = predict_at_spacing(onehot, case_spacing, target, lambda occupancy: occupancy)
+    return probabilities_in_brain(probs, crop, brain)
 
 
 def perfect_model_dice(
@@ -126,10 +120,11 @@ def perfect_model_dice(
         its value is NaN, not the 1.0 of two empty masks.
     """
     probs = perfect_probabilities(labels, spacing, model_spacing_mm, brain)
+    spacing = _spacing3(spacing, "spacing")  # checked above, after the labels
     predicted = labels_from_probabilities(probs, CLASS_LABELS)
     fused = fuse_neh(
         [probs[CLASS_LABELS.index(NEH)]] * 2,
-        _spacing3(spacing, "spacing"),
+        spacing,
         sigma_mm=sigma_mm,
         threshold=threshold,
         low=threshold / 2,  # the levels are not used; any low below the threshold
