@@ -249,8 +249,10 @@ IMAGE_KINDS: tuple[Kind, ...] = (
 def build_image_cohort(folder: Path, kinds: tuple[Kind, ...] = IMAGE_KINDS) -> dict[str, str]:
     """Write two good cases, a good 4D-with-one-volume case and one case per kind.
 
-    Returns:
-        kind name -> case id.
+    Returns
+    -------
+    dict[str, str]
+        Kind name -> case id.
     """
     write_good_case(folder, "BraTS2021_00001", 1)
     write_good_case(folder, "BraTS2021_00002", 2)

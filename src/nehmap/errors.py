@@ -11,10 +11,14 @@ from pathlib import Path
 class NehmapInputError(ValueError):
     """A problem with an input file or folder.
 
-    Attributes:
-        path: the offending file or folder, when there is one.
-        problem: what is wrong.
-        hint: what the user can do about it.
+    Attributes
+    ----------
+    path : Path | None
+        The offending file or folder, when there is one.
+    problem : str
+        What is wrong.
+    hint : str
+        What the user can do about it.
     """
 
     def __init__(self, path: str | Path | None, problem: str, hint: str = "") -> None:

@@ -108,12 +108,18 @@ def probability_levels(
 class Consensus:
     """The fused NEH maps (all float32/uint8 arrays on one grid).
 
-    Attributes:
-        probability: smoothed consensus NEH probability in [0, 1].
-        mask: binary NEH mask (probability >= threshold), uint8.
-        levels: 1 low / 2 high probability, uint8.
-        uncertainty: SD of the models' (unsmoothed) NEH probabilities.
-        raw: unsmoothed mean probability.
+    Attributes
+    ----------
+    probability : np.ndarray
+        Smoothed consensus NEH probability in [0, 1].
+    mask : np.ndarray
+        Binary NEH mask (probability >= threshold), uint8.
+    levels : np.ndarray
+        1 low / 2 high probability, uint8.
+    uncertainty : np.ndarray
+        SD of the models' (unsmoothed) NEH probabilities.
+    raw : np.ndarray
+        Unsmoothed mean probability.
     """
 
     probability: np.ndarray
@@ -136,16 +142,25 @@ def fuse_neh(
 ) -> Consensus:
     """The paper's consensus: mean, Gaussian smoothing (mm), threshold, two levels.
 
-    Args:
-        maps: each model's NEH probability, float arrays of one shape (X, Y, Z).
-        spacing: voxel size in mm per axis.
-        weights: optional per-model weights of the mean (``fusion="mean"`` only).
-        sigma_mm: Gaussian sigma in mm.
-        threshold: probability at or above which a voxel is NEH (and "high").
-        low: lower bound of the low-probability level.
-        fusion: step 1, ``"mean"`` (the paper) or ``"staple"``: STAPLE of ``masks``.
-        masks: each model's binary NEH mask (its label map == NEH), same order and
-            shape as ``maps``; needed by ``fusion="staple"``.
+    Parameters
+    ----------
+    maps : Sequence[np.ndarray]
+        Each model's NEH probability, float arrays of one shape (X, Y, Z).
+    spacing : Sequence[float]
+        Voxel size in mm per axis.
+    weights : Sequence[float] | None
+        Optional per-model weights of the mean (``fusion="mean"`` only).
+    sigma_mm : float
+        Gaussian sigma in mm.
+    threshold : float
+        Probability at or above which a voxel is NEH (and "high").
+    low : float
+        Lower bound of the low-probability level.
+    fusion : str
+        Step 1, ``"mean"`` (the paper) or ``"staple"``: STAPLE of ``masks``.
+    masks : Sequence[np.ndarray] | None
+        Each model's binary NEH mask (its label map == NEH), same order and
+        shape as ``maps``; needed by ``fusion="staple"``.
     """
     if fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}: use one of {', '.join(FUSIONS)}.")
@@ -174,12 +189,17 @@ def staple(masks: Sequence[np.ndarray], foreground: int = 1) -> np.ndarray:
     sensitivities and specificities start at 0.99999 and are estimated by EM until
     convergence (ITK's STAPLEImageFilter).
 
-    Args:
-        masks: one array per rater (model), all of one shape; voxels equal to
-            ``foreground`` are foreground.
-        foreground: the foreground value.
+    Parameters
+    ----------
+    masks : Sequence[np.ndarray]
+        One array per rater (model), all of one shape; voxels equal to
+        ``foreground`` are foreground.
+    foreground : int
+        The foreground value.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 per-voxel probability that the true label is foreground, same shape.
         Where every mask agrees at every voxel (STAPLE is then undefined), the common
         mask itself.

@@ -28,8 +28,10 @@ from torch import nn
 def select_device(name: str | None = None) -> torch.device:
     """The device to run on: ``name`` if given, else CUDA, then Apple MPS, then CPU.
 
-    Raises:
-        ValueError: if the requested device is not available.
+    Raises
+    ------
+    ValueError
+        If the requested device is not available.
     """
     if name:
         device = torch.device(name)
@@ -84,18 +86,32 @@ def sliding_window_logits(
 ) -> np.ndarray:
     """Gaussian-weighted average of the model's window logits over the volume.
 
-    Args:
-        model: network mapping (B, C, *patch_size) to logits (B, K, *patch_size).
-        image: (C, X, Y, Z) float32 input.
-        patch_size: window size in voxels (3 values).
-        overlap: fraction of a window shared with the next (0.5 = 50 %).
-        batch_size: windows per forward pass.
-        device: where the model runs.
-        amp: mixed precision (float16 autocast); default on for CUDA only.
-        mirror_axes: spatial axes (0, 1, 2) to mirror for test-time augmentation.
-        progress: show a progress bar over windows.
+    Parameters
+    ----------
+    model : nn.Module
+        Network mapping (B, C, *patch_size) to logits (B, K, *patch_size).
+    image : np.ndarray
+        (C, X, Y, Z) float32 input.
+    patch_size : Sequence[int]
+        Window size in voxels (3 values).
+    overlap : float
+        Fraction of a window shared with the next (0.5 = 50 %).
+    batch_size : int
+        Windows per forward pass.
+    device : torch.device | str
+        Where the model runs.
+    amp : bool | None
+        Mixed precision (float16 autocast); default on for CUDA only.
+    mirror_axes : Sequence[int]
+        Spatial axes (0, 1, 2) to mirror for test-time augmentation.
+    progress : bool
+        Show a progress bar over windows.
+    desc : str
+        The progress bar's label.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array (K, X, Y, Z) of averaged logits.
     """
     from tqdm import tqdm

@@ -99,14 +99,20 @@ LABEL_COLOURS: Mapping[int, tuple[int, int, int]] = MappingProxyType(
 class LabelScheme:
     """A labelling convention and its mapping into nehmap's labels.
 
-    Attributes:
-        name: identifier used on the command line and in manifests.
-        description: human-readable description.
-        to_nehmap: native value -> nehmap value, for every value the scheme allows
-            (0 included).
-        from_nehmap: nehmap value -> native value, for every nehmap label.
-        lossy_values: native values that have no nehmap equivalent and are dropped
-            (mapped to background) with a warning.
+    Attributes
+    ----------
+    name : str
+        Identifier used on the command line and in manifests.
+    description : str
+        Human-readable description.
+    to_nehmap : Mapping[int, int]
+        Native value -> nehmap value, for every value the scheme allows
+        (0 included).
+    from_nehmap : Mapping[int, int]
+        nehmap value -> native value, for every nehmap label.
+    lossy_values : frozenset[int]
+        Native values that have no nehmap equivalent and are dropped
+        (mapped to background) with a warning.
     """
 
     name: str
@@ -242,8 +248,10 @@ def scheme_name(scheme: str | LabelScheme) -> str:
 def get_scheme(scheme: str | LabelScheme) -> LabelScheme:
     """Return the :class:`LabelScheme` called ``scheme`` (aliases accepted).
 
-    Raises:
-        ValueError: when the name is unknown; the message lists the known names.
+    Raises
+    ------
+    ValueError
+        When the name is unknown; the message lists the known names.
     """
     if isinstance(scheme, LabelScheme):
         return scheme
@@ -269,9 +277,11 @@ def check_label_map(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     Integer arrays, and float arrays whose values are whole numbers, are accepted; the
     dtype is kept. ``name`` is the argument's name in the messages.
 
-    Raises:
-        ValueError: for another dtype, non-integer values, or values that are not nehmap
-            labels; the message lists the labels and says how to convert a dataset's.
+    Raises
+    ------
+    ValueError
+        For another dtype, non-integer values, or values that are not nehmap
+        labels; the message lists the labels and says how to convert a dataset's.
     """
     arr = np.asarray(labels)
     legend = ", ".join(f"{k} {v}" for k, v in LABEL_NAMES.items())
@@ -309,15 +319,22 @@ def _check_values(labels: np.ndarray, scheme: LabelScheme, what: str) -> None:
 def to_nehmap(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
     """Convert a label map from ``scheme`` into nehmap's labels.
 
-    Args:
-        labels: integer (or integral float) label array of any shape.
-        scheme: the native scheme's name or object.
+    Parameters
+    ----------
+    labels : np.ndarray
+        Integer (or integral float) label array of any shape.
+    scheme : str | LabelScheme
+        The native scheme's name or object.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         uint8 array of the same shape with nehmap labels 0-4.
 
-    Raises:
-        ValueError: if ``labels`` holds values the scheme does not define.
+    Raises
+    ------
+    ValueError
+        If ``labels`` holds values the scheme does not define.
     """
     s = get_scheme(scheme)
     arr = np.asarray(labels)
@@ -353,9 +370,12 @@ def convert(labels: np.ndarray, source: str | LabelScheme, target: str | LabelSc
 def region_mask(labels: np.ndarray, region: str | int) -> np.ndarray:
     """Boolean mask of a region (``"ET"``, ``"TC"``, ``"WT"``) or of one nehmap label.
 
-    Args:
-        labels: nehmap label map.
-        region: a region name, a label name (``"NEH"``) or a label value.
+    Parameters
+    ----------
+    labels : np.ndarray
+        nehmap label map.
+    region : str | int
+        A region name, a label name (``"NEH"``) or a label value.
     """
     if isinstance(region, str):
         key = region.upper()

@@ -27,9 +27,12 @@ Spacing = tuple[float, float, float]
 class Crop:
     """Where a cropped block sits in the full volume.
 
-    Attributes:
-        full_shape: spatial shape of the full volume.
-        slices: one slice per spatial axis, selecting the block.
+    Attributes
+    ----------
+    full_shape : tuple[int, int, int]
+        Spatial shape of the full volume.
+    slices : tuple[slice, slice, slice]
+        One slice per spatial axis, selecting the block.
     """
 
     full_shape: tuple[int, int, int]
@@ -50,8 +53,10 @@ class Crop:
 def brain_crop(mask: np.ndarray, margin: int = 0) -> Crop:
     """The bounding box of ``mask`` (bool, (X, Y, Z)) grown by ``margin`` voxels.
 
-    Raises:
-        ValueError: if the mask is empty.
+    Raises
+    ------
+    ValueError
+        If the mask is empty.
     """
     if not mask.any():
         raise ValueError("The brain mask is empty: every voxel of every modality is zero.")
@@ -70,16 +75,24 @@ def zscore_in_mask(
 ) -> np.ndarray:
     """Z-score each channel using the mean and SD of the voxels inside ``mask``.
 
-    Args:
-        stack: float array (C, X, Y, Z).
-        mask: bool array (X, Y, Z), the brain.
-        names: channel names for error messages.
+    Parameters
+    ----------
+    stack : np.ndarray
+        float array (C, X, Y, Z).
+    mask : np.ndarray
+        bool array (X, Y, Z), the brain.
+    names : Sequence[str] | None
+        Channel names for error messages.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array (C, X, Y, Z); voxels outside the mask are 0.
 
-    Raises:
-        ValueError: if a channel is constant inside the mask (names the channel).
+    Raises
+    ------
+    ValueError
+        If a channel is constant inside the mask (names the channel).
     """
     out = np.zeros(stack.shape, dtype=np.float32)
     for c in range(stack.shape[0]):
@@ -147,7 +160,9 @@ def predict_at_spacing(
     ``predict`` turns it into class probabilities (K, ...) on that grid, and they are
     resampled back to the block's grid with :func:`resample_probabilities`.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 (K, X, Y, Z) on the block's grid.
     """
     if np.allclose(spacing, target, rtol=0, atol=1e-3):

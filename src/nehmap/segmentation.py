@@ -63,11 +63,16 @@ def models_dir() -> Path:
 class LoadedModel:
     """A network ready for inference, with its card.
 
-    Attributes:
-        name: short name used in output file names (``paunet``, ``unetrpp``...).
-        network: the torch module in eval mode on ``device``.
-        card: its :class:`nehmap.models.card.ModelCard`.
-        source: the checkpoint path.
+    Attributes
+    ----------
+    name : str
+        Short name used in output file names (``paunet``, ``unetrpp``...).
+    network : nn.Module
+        The torch module in eval mode on ``device``.
+    card : object
+        Its :class:`nehmap.models.card.ModelCard`.
+    source : Path | None
+        The checkpoint path.
     """
 
     name: str
@@ -112,8 +117,10 @@ def model_output_names(models: Sequence[str]) -> list[str]:
     folder's name in front for a training run's ``best``/``latest`` checkpoint or when two
     file names coincide (``runs/paunet/best`` -> ``paunet-best``).
 
-    Raises:
-        NehmapInputError: when two entries would still write under the same name.
+    Raises
+    ------
+    NehmapInputError
+        When two entries would still write under the same name.
     """
     stems = [Path(m).name.removesuffix(".json").removesuffix(".safetensors") for m in models]
     names = []
@@ -160,7 +167,9 @@ def predict_probabilities(
 ) -> np.ndarray:
     """One model's class probabilities on the case's grid.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array (K, X, Y, Z), K = the card's classes, canonical RAS+ like the case.
     """
     card = model.card
@@ -203,15 +212,23 @@ def neh_probability(probs: np.ndarray, class_labels: Sequence[int | None]) -> np
 class Segmentation:
     """Everything :func:`segment` computes for one case (arrays canonical RAS+).
 
-    Attributes:
-        case_id: the case.
-        spacing: voxel size in mm per axis.
-        labels: model name -> nehmap label map (uint8); for a consensus-family model its
-            two-level map (0 background, 1 low, 2 high).
-        probabilities: model name -> class probabilities (K, X, Y, Z).
-        neh: model name -> NEH probability of the models that join the fusion.
-        consensus: the fused NEH maps, or None when no 4-label model ran.
-        parameters: the settings used.
+    Attributes
+    ----------
+    case_id : str
+        The case.
+    spacing : tuple[float, float, float]
+        Voxel size in mm per axis.
+    labels : dict[str, np.ndarray]
+        Model name -> nehmap label map (uint8); for a consensus-family model its
+        two-level map (0 background, 1 low, 2 high).
+    probabilities : dict[str, np.ndarray]
+        Model name -> class probabilities (K, X, Y, Z).
+    neh : dict[str, np.ndarray]
+        Model name -> NEH probability of the models that join the fusion.
+    consensus : Consensus | None
+        The fused NEH maps, or None when no 4-label model ran.
+    parameters : dict
+        The settings used.
     """
 
     case_id: str
@@ -242,22 +259,37 @@ def segment(
 ) -> Segmentation:
     """Segment a case with each model and fuse the NEH probabilities.
 
-    Args:
-        case: a loaded case (:func:`nehmap.io.load_case`).
-        models: loaded models, or shipped names / checkpoint paths (default: paunet,
-            unetrpp).
-        device: ``cuda``, ``mps``, ``cpu``; automatic when None.
-        mirror: test-time mirroring over the three axes.
-        overlap: sliding-window overlap.
-        batch_size: windows per forward pass.
-        external: extra models' probabilities (name -> (5, X, Y, Z) over nehmap labels 0-4,
-            see :mod:`nehmap.io.external`) joining the fusion.
-        weights: per-model weights of the consensus mean (models first, then externals).
-        sigma_mm, threshold, low: fusion parameters (:func:`nehmap.fusion.fuse_neh`).
-        fusion: ``"mean"`` of the NEH probabilities (the paper) or ``"staple"`` of the
-            models' NEH masks (label map == NEH), before the same smoothing and threshold.
+    Parameters
+    ----------
+    case : Case
+        A loaded case (:func:`nehmap.io.load_case`).
+    models : Sequence[LoadedModel | str] | None
+        Loaded models, or shipped names / checkpoint paths (default: paunet,
+        unetrpp).
+    device : str | None
+        ``cuda``, ``mps``, ``cpu``; automatic when None.
+    mirror : bool
+        Test-time mirroring over the three axes.
+    overlap : float
+        Sliding-window overlap.
+    batch_size : int
+        Windows per forward pass.
+    external : Mapping[str, np.ndarray] | None
+        Extra models' probabilities (name -> (5, X, Y, Z) over nehmap labels 0-4,
+        see :mod:`nehmap.io.external`) joining the fusion.
+    weights : Sequence[float] | None
+        Per-model weights of the consensus mean (models first, then externals).
+    sigma_mm, threshold, low : float
+        Fusion parameters (:func:`nehmap.fusion.fuse_neh`).
+    fusion : str
+        ``"mean"`` of the NEH probabilities (the paper) or ``"staple"`` of the
+        models' NEH masks (label map == NEH), before the same smoothing and threshold.
+    progress : bool
+        Show progress bars over the models' sliding windows (on stderr).
 
-    Returns:
+    Returns
+    -------
+    Segmentation
         :class:`Segmentation`.
     """
     loaded = [m if isinstance(m, LoadedModel) else None for m in (models or DEFAULT_MODELS)]

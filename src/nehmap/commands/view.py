@@ -64,19 +64,30 @@ def write_case_viewer(
 ) -> tuple[Path, ViewerCase, int]:
     """Write the standalone viewer of the segmented case in ``folder``.
 
-    Args:
-        folder: a case folder written by ``nehmap segment`` (``OUT/CASE``).
-        out: the HTML file (default ``folder/CASE_viewer.html``).
-        images: modality -> image path, replacing the paths the segment record names.
-        threshold: NEH threshold the viewer opens with (default: the segment run's).
-        overwrite: replace an existing HTML file.
+    Parameters
+    ----------
+    folder : str | Path
+        A case folder written by ``nehmap segment`` (``OUT/CASE``).
+    out : str | Path | None
+        The HTML file (default ``folder/CASE_viewer.html``).
+    images : Mapping[str, str | Path] | None
+        Modality -> image path, replacing the paths the segment record names.
+    threshold : float | None
+        NEH threshold the viewer opens with (default: the segment run's).
+    overwrite : bool
+        Replace an existing HTML file.
 
-    Returns:
+    Returns
+    -------
+    tuple[Path, ViewerCase, int]
         (path written, the viewer case, size in bytes).
 
-    Raises:
-        NehmapInputError: the folder holds no segment output (names what is missing).
-        FileExistsError: ``out`` exists and ``overwrite`` is false.
+    Raises
+    ------
+    NehmapInputError
+        The folder holds no segment output (names what is missing).
+    FileExistsError
+        ``out`` exists and ``overwrite`` is false.
     """
     from nehmap.io import write_text_atomic
     from nehmap.report.viewer_cases import segment_case

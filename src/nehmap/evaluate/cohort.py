@@ -47,21 +47,30 @@ FAILURE_COLUMNS: tuple[str, ...] = ("case", "message")
 class EvaluationResult:
     """The outcome of :func:`evaluate_collections`.
 
-    Attributes:
-        cases: one row per case, region and metric: ``case``, ``region``, ``metric``,
-            ``value`` (Dice, Jaccard and surface Dice in [0, 1]; HD95 in mm; NaN when
-            undefined).
-        summary: one row per region and metric: ``region``, ``metric``, ``mean``, ``sd``
-            (sample standard deviation), ``median``, ``n`` (cases with a defined value).
-        missing: cases with a label map on one side only: ``case``, ``only_in``
-            (``pred`` or ``ref``, the side that has it) and ``path`` (its file).
-        failures: matched cases that could not be evaluated: ``case``, ``message``.
-        parameters: the settings of the evaluation (paths, models, schemes, method,
-            tolerance and empty penalty in mm).
-        counts: label maps per side, matched, evaluated, failed and one-sided cases.
-        notes: remarks about the evaluation: a reference scheme without NEH label, and
-            warnings raised while reading (e.g. label values dropped), with their cases.
-        inputs: every label-map file (and manifest) of either side, never to be overwritten.
+    Attributes
+    ----------
+    cases : pd.DataFrame
+        One row per case, region and metric: ``case``, ``region``, ``metric``,
+        ``value`` (Dice, Jaccard and surface Dice in [0, 1]; HD95 in mm; NaN when
+        undefined).
+    summary : pd.DataFrame
+        One row per region and metric: ``region``, ``metric``, ``mean``, ``sd``
+        (sample standard deviation), ``median``, ``n`` (cases with a defined value).
+    missing : pd.DataFrame
+        Cases with a label map on one side only: ``case``, ``only_in``
+        (``pred`` or ``ref``, the side that has it) and ``path`` (its file).
+    failures : pd.DataFrame
+        Matched cases that could not be evaluated: ``case``, ``message``.
+    parameters : dict[str, Any]
+        The settings of the evaluation (paths, models, schemes, method,
+        tolerance and empty penalty in mm).
+    counts : dict[str, int]
+        Label maps per side, matched, evaluated, failed and one-sided cases.
+    notes : list[str]
+        Remarks about the evaluation: a reference scheme without NEH label, and
+        warnings raised while reading (e.g. label values dropped), with their cases.
+    inputs : list[Path]
+        Every label-map file (and manifest) of either side, never to be overwritten.
     """
 
     cases: pd.DataFrame
@@ -167,29 +176,43 @@ def evaluate_collections(
 ) -> EvaluationResult:
     """Evaluate every case's predicted label map against its reference.
 
-    Args:
-        pred: folder of predictions: ``nehmap segment`` output, a collection, or a folder
-            of ``<case>.nii.gz`` label maps.
-        ref: folder of reference label maps, in any of the same forms.
-        pred_model, ref_model: which model's maps to take from a ``nehmap segment`` output
-            folder (``fused``: the fused NEH mask; ``levels``: the two-level map).
-        pred_scheme, ref_scheme: label scheme of plain label maps (default ``nehmap``), or
-            to override a collection's (e.g. ``brats2021``).
-        method: surface convention of HD95 and surface Dice, ``"voxels"`` (MONAI) or
-            ``"surface_elements"`` (DeepMind's surface-distance).
-        tolerance_mm: surface-Dice tolerance in mm.
-        empty_penalty: HD95 in mm when a region is empty in exactly one map (NaN, and
-            left out of the summary, when None).
-        progress: show a progress bar over the cases (tqdm, on stderr).
+    Parameters
+    ----------
+    pred : str | Path
+        Folder of predictions: ``nehmap segment`` output, a collection, or a folder
+        of ``<case>.nii.gz`` label maps.
+    ref : str | Path
+        Folder of reference label maps, in any of the same forms.
+    pred_model, ref_model : str | None
+        Which model's maps to take from a ``nehmap segment`` output
+        folder (``fused``: the fused NEH mask; ``levels``: the two-level map).
+    pred_scheme, ref_scheme : str | None
+        Label scheme of plain label maps (default ``nehmap``), or
+        to override a collection's (e.g. ``brats2021``).
+    method : str
+        Surface convention of HD95 and surface Dice, ``"voxels"`` (MONAI) or
+        ``"surface_elements"`` (DeepMind's surface-distance).
+    tolerance_mm : float
+        Surface-Dice tolerance in mm.
+    empty_penalty : float | None
+        HD95 in mm when a region is empty in exactly one map (NaN, and
+        left out of the summary, when None).
+    progress : bool
+        Show a progress bar over the cases (tqdm, on stderr).
 
-    Returns:
+    Returns
+    -------
+    EvaluationResult
         :class:`EvaluationResult` with the per-case table, the summary, the one-sided
         cases and the failed cases.
 
-    Raises:
-        NehmapInputError: a side holds no label maps, a model is missing or ambiguous,
-            both sides give the same files, or no case id is on both sides.
-        ValueError: an invalid method, tolerance, empty penalty or label scheme.
+    Raises
+    ------
+    NehmapInputError
+        A side holds no label maps, a model is missing or ambiguous,
+        both sides give the same files, or no case id is on both sides.
+    ValueError
+        An invalid method, tolerance, empty penalty or label scheme.
     """
     _check_options(method, tolerance_mm, empty_penalty, (pred_scheme, ref_scheme))
     pred_refs = _find(pred, pred_model, pred_scheme, "pred")

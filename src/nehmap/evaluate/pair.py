@@ -79,21 +79,30 @@ def evaluate_pair(
 ) -> pd.DataFrame:
     """Score one case's predicted label map against its reference.
 
-    Args:
-        pred, ref: the two label maps (from :func:`find_label_maps`).
-        method: surface convention, ``"voxels"`` or ``"surface_elements"``.
-        tolerance_mm: surface-Dice tolerance in mm.
-        empty_penalty: HD95 in mm reported when a region is empty in exactly one map
-            (NaN when None).
+    Parameters
+    ----------
+    pred, ref : LabelMapRef
+        The two label maps (from :func:`find_label_maps`).
+    method : str
+        Surface convention, ``"voxels"`` or ``"surface_elements"``.
+    tolerance_mm : float
+        Surface-Dice tolerance in mm.
+    empty_penalty : float | None
+        HD95 in mm reported when a region is empty in exactly one map
+        (NaN when None).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         Columns ``case``, ``region``, ``metric``, ``value``: regions ET, TC, WT, NC, ED,
         NEH (NEH only, when either map only holds NEH); metrics dice, jaccard, hd95 (mm),
         surface_dice.
 
-    Raises:
-        NehmapInputError: a file is unreadable, holds values its scheme does not define,
-            or the two maps lie on different grids (the message names the files).
+    Raises
+    ------
+    NehmapInputError
+        A file is unreadable, holds values its scheme does not define,
+        or the two maps lie on different grids (the message names the files).
     """
     pred_labels, pred_img = pred.read()
     ref_labels, ref_img = ref.read()

@@ -64,14 +64,21 @@ def perfect_probabilities(
 ) -> np.ndarray:
     """Class probabilities of a perfect model run at ``model_spacing_mm``, on the case's grid.
 
-    Args:
-        labels: nehmap label map (X, Y, Z), the truth.
-        spacing: the case's voxel size in mm per axis.
-        model_spacing_mm: the spacing the model runs at (mm; one value or one per axis).
-        brain: the brain mask (bool, (X, Y, Z)) the pipeline crops to; default the whole
-            grid. Outside it the probabilities are background, as in ``nehmap segment``.
+    Parameters
+    ----------
+    labels : np.ndarray
+        nehmap label map (X, Y, Z), the truth.
+    spacing : Sequence[float]
+        The case's voxel size in mm per axis.
+    model_spacing_mm : float | Sequence[float]
+        The spacing the model runs at (mm; one value or one per axis).
+    brain : np.ndarray | None
+        The brain mask (bool, (X, Y, Z)) the pipeline crops to; default the whole
+        grid. Outside it the probabilities are background, as in ``nehmap segment``.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 (5, X, Y, Z): background, NC, ED, NEH, ET, summing to 1 in every voxel.
     """
     labels = check_label_map(np.asarray(labels), "labels")
@@ -104,16 +111,19 @@ def perfect_model_dice(
 ) -> dict[str, float]:
     """Dice of a perfect model on one case through nehmap's pipeline (see the module).
 
-    Args:
-        labels: nehmap label map (X, Y, Z), the truth.
-        spacing: the case's voxel size in mm per axis.
-        model_spacing_mm: spacing the model runs at (mm); the case's own spacing gives
-            the cost of the fusion alone.
-        brain: brain mask the pipeline crops to (default the whole grid).
-        sigma_mm, threshold: the fusion's smoothing (mm) and threshold
-            (:func:`nehmap.fusion.fuse_neh`; the paper's 1.5 mm and 0.5 by default).
+    Parameters
+    ----------
+    labels, spacing, model_spacing_mm, brain
+        The truth (X, Y, Z), its voxel size (mm), the model's spacing (mm) and the brain
+        mask: as for :func:`perfect_probabilities`. The case's own spacing as
+        ``model_spacing_mm`` gives the cost of the fusion alone.
+    sigma_mm, threshold : float
+        The fusion's smoothing (mm) and threshold
+        (:func:`nehmap.fusion.fuse_neh`; the paper's 1.5 mm and 0.5 by default).
 
-    Returns:
+    Returns
+    -------
+    dict[str, float]
         Dice per key of :data:`PERFECT_MODEL_REGIONS`: ``WT``, ``TC``, ``ET``, ``NEH`` of the
         perfect model's label map, and ``fused NEH`` of the fused mask of two (or any
         number of) perfect models. A region absent from the truth has nothing to find:

@@ -47,10 +47,14 @@ NEH_COLUMNS: tuple[str, ...] = ("NEH",)
 def summarise(cases: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample SD, median and count of each region and metric over the cases.
 
-    Args:
-        cases: tidy table with columns ``case``, ``region``, ``metric``, ``value``.
+    Parameters
+    ----------
+    cases : pd.DataFrame
+        Tidy table with columns ``case``, ``region``, ``metric``, ``value``.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per region and metric present (regions in the order ET, TC, WT, NC, ED,
         NEH, metrics in the order dice, jaccard, hd95, surface_dice, others after), with
         columns ``region``, ``metric``, ``mean``, ``sd``, ``median``, ``n``. NaN values
@@ -101,12 +105,18 @@ def paper_table(
 ) -> pd.DataFrame:
     """A wide table like the method paper's Tables 1 and 2.
 
-    Args:
-        summary: the output of :func:`summarise`.
-        regions: the columns, e.g. ``("ET", "TC", "WT")`` or ``("NEH",)``.
-        digits: decimals of mean and SD (Hausdorff95 in mm).
+    Parameters
+    ----------
+    summary : pd.DataFrame
+        The output of :func:`summarise`.
+    regions : Sequence[str]
+        The columns, e.g. ``("ET", "TC", "WT")`` or ``("NEH",)``.
+    digits : int
+        Decimals of mean and SD (Hausdorff95 in mm).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         Rows ``Dice``, ``Hausdorff95``, ``Jaccard``, ``Surface Dice`` (index named
         ``metric``), one column per region, each cell ``"mean ± sd"`` as text (see
         :func:`format_cell`).

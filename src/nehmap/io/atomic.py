@@ -39,8 +39,10 @@ def temporary_sibling(path: Path) -> Path:
 def check_not_input(path: str | Path, inputs: Iterable[str | Path] = ()) -> None:
     """Refuse to write ``path`` if it is one of ``inputs`` (same file, links resolved).
 
-    Raises:
-        OutputError: naming the input that would be overwritten.
+    Raises
+    ------
+    OutputError
+        The message names the input that would be overwritten.
     """
     target = Path(path).resolve()
     for candidate in inputs:

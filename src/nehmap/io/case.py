@@ -44,12 +44,18 @@ MIN_BRAIN_VOXELS = 64
 class Case:
     """A loaded, checked case.
 
-    Attributes:
-        files: where the case came from.
-        images: modality -> float32 array (X, Y, Z), canonical RAS+.
-        grid: geometry of the source files (results are written back on it).
-        labels: nehmap label map, uint8 (X, Y, Z), or None.
-        rcbv: rCBV map, float32 (X, Y, Z), or None.
+    Attributes
+    ----------
+    files : CaseFiles
+        Where the case came from.
+    images : dict[str, np.ndarray]
+        Modality -> float32 array (X, Y, Z), canonical RAS+.
+    grid : Grid
+        Geometry of the source files (results are written back on it).
+    labels : np.ndarray | None
+        nehmap label map, uint8 (X, Y, Z), or None.
+    rcbv : np.ndarray | None
+        rCBV map, float32 (X, Y, Z), or None.
     """
 
     files: CaseFiles
@@ -103,11 +109,15 @@ def check_case_headers(
 ) -> Grid:
     """Check a case from its file headers only (fast): presence, readability, grids.
 
-    Returns:
+    Returns
+    -------
+    Grid
         The grid of the first modality.
 
-    Raises:
-        CaseError: on the first problem found.
+    Raises
+    ------
+    CaseError
+        On the first problem found.
     """
     case_id = files.case_id
     id_bytes = len(os.fsencode(case_id))
@@ -163,15 +173,23 @@ def load_case(
 ) -> Case:
     """Read and check a case (see the module docstring for what is rejected).
 
-    Args:
-        files: the case's files, from :func:`nehmap.io.discover`.
-        require_labels: raise if the case has no label map.
-        load_labels: read the label map when there is one.
-        load_rcbv: read the rCBV map when there is one.
-        grid_tolerance_mm: largest allowed distance between the modalities' grids.
+    Parameters
+    ----------
+    files : CaseFiles
+        The case's files, from :func:`nehmap.io.discover`.
+    require_labels : bool
+        Raise if the case has no label map.
+    load_labels : bool
+        Read the label map when there is one.
+    load_rcbv : bool
+        Read the rCBV map when there is one.
+    grid_tolerance_mm : float
+        Largest allowed distance between the modalities' grids.
 
-    Raises:
-        CaseError: naming the file and the problem.
+    Raises
+    ------
+    CaseError
+        The message names the file and the problem.
     """
     case_id = files.case_id
     check_case_headers(files, grid_tolerance_mm)
@@ -285,11 +303,15 @@ def iter_cases(
 ) -> Iterator[Case]:
     """Load the cases of a collection one at a time, skipping (and reporting) bad ones.
 
-    Args:
-        collection: the cases to load.
-        on_error: called with a :class:`CaseFailure` for each case that fails; when None,
-            the failure is raised.
-        **load_options: passed to :func:`load_case`.
+    Parameters
+    ----------
+    collection : Collection | Iterable[CaseFiles]
+        The cases to load.
+    on_error : Callable[[CaseFailure], None] | None
+        Called with a :class:`CaseFailure` for each case that fails; when None,
+        the failure is raised.
+    **load_options
+        Passed to :func:`load_case`.
     """
     for files in collection:
         try:

@@ -51,8 +51,10 @@ def printable(path: str | Path) -> str:
 def check_file(path: Path, kind: str = "image") -> None:
     """Refuse a file that cannot be a readable image, from the file system alone.
 
-    Raises:
-        NehmapInputError: naming the file and the problem.
+    Raises
+    ------
+    NehmapInputError
+        The message names the file and the problem.
     """
     if path.is_symlink():
         try:
@@ -213,8 +215,10 @@ def check_nifti_header(
 
     ``channels`` accepts trailing channel axes (see :func:`check_shape_and_type`).
 
-    Raises:
-        NehmapInputError: naming the file and the problem.
+    Raises
+    ------
+    NehmapInputError
+        The message names the file and the problem.
     """
     shape = tuple(int(s) for s in header.get_data_shape())
     check_shape_and_type(path, shape, header.get_data_dtype(), kind, channels)

@@ -23,17 +23,27 @@ TIMEPOINTS = ("preop", "postop", "recurrence", "followup")
 class CaseFiles:
     """The files of one scan (one case at one time point), found on disk.
 
-    Attributes:
-        case_id: unique id of the scan within the collection (file-name prefix).
-        subject: patient id (equal to ``case_id`` for single-time-point collections).
-        timepoint: canonical time point (``preop``, ``postop``, ``recurrence``,
-            ``followup``) or None when the collection does not say.
-        layout: the layout the case was found in.
-        files: ``t1``, ``t1c``, ``t2``, ``flair``, ``seg``, ``rcbv`` -> path (only those found).
-        label_scheme: scheme of the label file (name or :class:`LabelScheme`).
-        extras: other files of the case (``adc``, ``seg_automated``, ...).
-        notes: remarks about how files were matched (fallbacks, duplicates).
-        problems: reasons the case cannot be used as it is (besides missing files).
+    Attributes
+    ----------
+    case_id : str
+        Unique id of the scan within the collection (file-name prefix).
+    subject : str
+        Patient id (equal to ``case_id`` for single-time-point collections).
+    timepoint : str | None
+        Canonical time point (``preop``, ``postop``, ``recurrence``,
+        ``followup``) or None when the collection does not say.
+    layout : str
+        The layout the case was found in.
+    files : dict[str, Path]
+        ``t1``, ``t1c``, ``t2``, ``flair``, ``seg``, ``rcbv`` -> path (only those found).
+    label_scheme : str | LabelScheme | None
+        Scheme of the label file (name or :class:`LabelScheme`).
+    extras : dict[str, Path]
+        Other files of the case (``adc``, ``seg_automated``, ...).
+    notes : list[str]
+        Remarks about how files were matched (fallbacks, duplicates).
+    problems : list[str]
+        Reasons the case cannot be used as it is (besides missing files).
     """
 
     case_id: str
@@ -65,11 +75,16 @@ class CaseFiles:
 class Collection:
     """The cases found under a folder (or in a manifest).
 
-    Attributes:
-        root: the folder or manifest file.
-        layout: detected or given layout name.
-        cases: cases sorted by id.
-        unmatched: image files under ``root`` that no case could claim.
+    Attributes
+    ----------
+    root : Path
+        The folder or manifest file.
+    layout : str
+        Detected or given layout name.
+    cases : list[CaseFiles]
+        Cases sorted by id.
+    unmatched : list[Path]
+        Image files under ``root`` that no case could claim.
     """
 
     root: Path

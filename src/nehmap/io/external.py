@@ -52,17 +52,25 @@ def read_external_probabilities(
 ) -> np.ndarray:
     """Read an external probability map onto nehmap's canonical array layout.
 
-    Args:
-        path: ``.nii``/``.nii.gz`` (X, Y, Z, K) or nnU-Net ``.npz`` (K, Z, Y, X).
-        grid: the case's grid (the map must be on it).
-        channel_labels: the nehmap label (0-4) of each channel, in channel order.
+    Parameters
+    ----------
+    path : str | Path
+        ``.nii``/``.nii.gz`` (X, Y, Z, K) or nnU-Net ``.npz`` (K, Z, Y, X).
+    grid : Grid
+        The case's grid (the map must be on it).
+    channel_labels : Sequence[int]
+        The nehmap label (0-4) of each channel, in channel order.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array (5, X, Y, Z) of probabilities for nehmap labels 0-4, canonical RAS+.
 
-    Raises:
-        NehmapInputError: the map is on another grid, has the wrong number of channels,
-            or does not hold probabilities.
+    Raises
+    ------
+    NehmapInputError
+        The map is on another grid, has the wrong number of channels,
+        or does not hold probabilities.
     """
     p = Path(path)
     if p.suffix == ".npz":

@@ -63,12 +63,18 @@ def strip_image_suffix(name: str) -> str:
 class Grid:
     """The geometry of an image file, and the map between it and the canonical array.
 
-    Attributes:
-        shape: spatial shape of the array as stored in the file (3 values).
-        affine: 4x4 voxel-to-world (RAS, mm) affine of the stored array.
-        source: the file this grid was read from, if any.
-        header: the NIfTI header of the source (reused when writing back), if any.
-        sitk_geometry: origin/spacing/direction of a SimpleITK-read source, if any.
+    Attributes
+    ----------
+    shape : tuple[int, int, int]
+        Spatial shape of the array as stored in the file (3 values).
+    affine : np.ndarray
+        4x4 voxel-to-world (RAS, mm) affine of the stored array.
+    source : Path | None
+        The file this grid was read from, if any.
+    header : Any
+        The NIfTI header of the source (reused when writing back), if any.
+    sitk_geometry : dict | None
+        Origin/spacing/direction of a SimpleITK-read source, if any.
     """
 
     shape: tuple[int, int, int]
@@ -158,10 +164,13 @@ def _apply_spatial_orientation(array: np.ndarray, transform: np.ndarray) -> np.n
 class Image:
     """A volume in canonical RAS+ orientation with its original geometry.
 
-    Attributes:
-        array: canonical array, shape (X, Y, Z) — axis 0 towards Right, 1 towards
-            Anterior, 2 towards Superior.
-        grid: the geometry of the source file (to write results back onto it).
+    Attributes
+    ----------
+    array : np.ndarray
+        Canonical array, shape (X, Y, Z) — axis 0 towards Right, 1 towards
+        Anterior, 2 towards Superior.
+    grid : Grid
+        The geometry of the source file (to write results back onto it).
     """
 
     array: np.ndarray
@@ -300,18 +309,26 @@ def read_image(
 ) -> Image:
     """Read a 3D image into canonical RAS+ orientation.
 
-    Args:
-        path: NIfTI (``.nii``/``.nii.gz``), NRRD or MetaImage file.
-        dtype: dtype of the returned array (float32 by default; None keeps the file's,
-            after scaling).
-        kind: what the file is, for error messages ("image", "label map", "rCBV map").
+    Parameters
+    ----------
+    path : str | Path
+        NIfTI (``.nii``/``.nii.gz``), NRRD or MetaImage file.
+    dtype : np.dtype | type | None
+        dtype of the returned array (float32 by default; None keeps the file's,
+        after scaling).
+    kind : str
+        What the file is, for error messages ("image", "label map", "rCBV map").
 
-    Returns:
+    Returns
+    -------
+    Image
         :class:`Image` with the canonical array and the file's :class:`Grid`.
 
-    Raises:
-        NehmapInputError: the file is missing, unreadable, truncated, not 3D, or holds
-            NaN/Inf voxels.
+    Raises
+    ------
+    NehmapInputError
+        The file is missing, unreadable, truncated, not 3D, or holds
+        NaN/Inf voxels.
     """
     p = Path(path)
     suffix = image_suffix(p)
@@ -374,16 +391,25 @@ def write_image(
 ) -> Path:
     """Write a canonical array back on ``grid``'s original geometry, atomically.
 
-    Args:
-        array: canonical (RAS+) array of shape ``grid.canonical_shape`` (+ optional
-            trailing channel axis, e.g. one probability channel per label).
-        grid: geometry of the input the result belongs to.
-        path: output file; ``.nii.gz``/``.nii`` via nibabel, NRRD/MetaImage via SimpleITK.
-        dtype: stored dtype (defaults to the array's).
-        inputs: files that must never be overwritten (the case's inputs).
-        description: text for the NIfTI ``descrip`` field (max 80 characters).
+    Parameters
+    ----------
+    array : np.ndarray
+        Canonical (RAS+) array of shape ``grid.canonical_shape`` (+ optional
+        trailing channel axis, e.g. one probability channel per label).
+    grid : Grid
+        Geometry of the input the result belongs to.
+    path : str | Path
+        Output file; ``.nii.gz``/``.nii`` via nibabel, NRRD/MetaImage via SimpleITK.
+    dtype : np.dtype | type | None
+        Stored dtype (defaults to the array's).
+    inputs : Iterable[str | Path]
+        Files that must never be overwritten (the case's inputs).
+    description : str | None
+        Text for the NIfTI ``descrip`` field (max 80 characters).
 
-    Returns:
+    Returns
+    -------
+    Path
         The written path.
     """
     out = Path(path)

@@ -250,8 +250,10 @@ def _parse_token_layout(
 def detect_layout(root: str | Path) -> str:
     """Name of the layout of ``root`` (see :data:`LAYOUTS`).
 
-    Raises:
-        NehmapInputError: when nothing under ``root`` looks like a known layout.
+    Raises
+    ------
+    NehmapInputError
+        When nothing under ``root`` looks like a known layout.
     """
     return discover(root).layout
 
@@ -261,17 +263,25 @@ def discover(
 ) -> Collection:
     """Find the cases under ``root`` (a folder, one case folder, or a manifest CSV).
 
-    Args:
-        root: collection folder, single-case folder, or manifest ``.csv``.
-        layout: force a layout instead of detecting it.
-        label_scheme: override the label scheme of every case's label file.
+    Parameters
+    ----------
+    root : str | Path
+        Collection folder, single-case folder, or manifest ``.csv``.
+    layout : str | None
+        Force a layout instead of detecting it.
+    label_scheme : str | None
+        Override the label scheme of every case's label file.
 
-    Returns:
+    Returns
+    -------
+    Collection
         The :class:`Collection`, cases sorted by id. Incomplete cases are included
         (see :meth:`CaseFiles.missing`); files nobody could place are in ``unmatched``.
 
-    Raises:
-        NehmapInputError: if ``root`` does not exist or holds no recognisable case.
+    Raises
+    ------
+    NehmapInputError
+        If ``root`` does not exist or holds no recognisable case.
     """
     path = Path(root)
     if not path.exists():

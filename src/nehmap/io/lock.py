@@ -38,8 +38,10 @@ LOCK_NAME = ".nehmap.lock"
 def check_writable(folder: str | Path) -> Path:
     """Create ``folder`` if needed and prove that a file can be written in it.
 
-    Raises:
-        OutputError: naming the folder and why it cannot be written.
+    Raises
+    ------
+    OutputError
+        The message names the folder and why it cannot be written.
     """
     target = Path(folder)
     probe = target / f".nehmap-write-probe-{os.getpid()}"
@@ -65,8 +67,10 @@ def check_writable(folder: str | Path) -> Path:
 def check_outside_inputs(folder: str | Path, input_folders: list[Path]) -> None:
     """Refuse an output folder that is, or lies inside, one of ``input_folders``.
 
-    Raises:
-        OutputError: naming both folders.
+    Raises
+    ------
+    OutputError
+        The message names both folders.
     """
     target = Path(folder).resolve()
     for source in input_folders:
@@ -128,15 +132,22 @@ def _describe(holder: dict) -> str:
 def output_lock(folder: str | Path, command: str) -> Iterator[Path]:
     """Hold the output folder's lock for the ``with`` block (see the module docstring).
 
-    Args:
-        folder: the output folder (created if needed).
-        command: what holds it, for the message another run will print.
+    Parameters
+    ----------
+    folder : str | Path
+        The output folder (created if needed).
+    command : str
+        What holds it, for the message another run will print.
 
-    Yields:
+    Yields
+    ------
+    Path
         The lock file's path.
 
-    Raises:
-        OutputError: the folder cannot be written, or another live run holds it.
+    Raises
+    ------
+    OutputError
+        The folder cannot be written, or another live run holds it.
     """
     target = check_writable(folder)
     lock_path = target / LOCK_NAME

@@ -291,6 +291,8 @@ def import_nnunet(
         Allow writing into a non-empty folder.
     progress : bool
         Show a progress bar over the cases.
+    grid_tolerance_mm : float
+        Largest distance (mm) between the grids of a case's files.
 
     Raises
     ------

@@ -76,16 +76,22 @@ def find_label_maps(
 ) -> dict[str, LabelMapRef]:
     """Label maps under ``root`` by case id.
 
-    Args:
-        root: a ``nehmap segment`` output folder, a collection, the truth folder of a
-            synthetic cohort (``nehmap synth``), or a folder of label maps.
-        model: which model's maps to take from a segment output folder. Besides the
-            networks' names, ``fused`` selects the fused NEH mask and ``levels`` the
-            fused two-level map.
-        scheme: label scheme of plain label maps (or to override a collection's).
+    Parameters
+    ----------
+    root : str | Path
+        A ``nehmap segment`` output folder, a collection, the truth folder of a
+        synthetic cohort (``nehmap synth``), or a folder of label maps.
+    model : str | None
+        Which model's maps to take from a segment output folder. Besides the
+        networks' names, ``fused`` selects the fused NEH mask and ``levels`` the
+        fused two-level map.
+    scheme : str | None
+        Label scheme of plain label maps (or to override a collection's).
 
-    Raises:
-        NehmapInputError: nothing usable under ``root``, or ``model`` missing/ambiguous.
+    Raises
+    ------
+    NehmapInputError
+        Nothing usable under ``root``, or ``model`` missing/ambiguous.
     """
     base = Path(root)
     if not base.exists():

@@ -60,13 +60,20 @@ STRUCTURAL: tuple[str, ...] = ("t1", "t1c", "t2", "flair")
 class Layout:
     """File-naming rules of one public collection.
 
-    Attributes:
-        name: layout name.
-        suffix: image file suffix (``.nii.gz`` or ``.nii``).
-        separator: between the case ID and the file's tag.
-        tags: structural key (and ``seg``) -> tag in the file name.
-        label_scheme: label scheme of the segmentation (:mod:`nehmap.labels`).
-        subfolder: folder between the root and the case folders (BraTS 2018's ``HGG``).
+    Attributes
+    ----------
+    name : str
+        Layout name.
+    suffix : str
+        Image file suffix (``.nii.gz`` or ``.nii``).
+    separator : str
+        Between the case ID and the file's tag.
+    tags : Mapping[str, str]
+        Structural key (and ``seg``) -> tag in the file name.
+    label_scheme : str
+        Label scheme of the segmentation (:mod:`nehmap.labels`).
+    subfolder : str
+        Folder between the root and the case folders (BraTS 2018's ``HGG``).
     """
 
     name: str
@@ -138,8 +145,10 @@ _SCAN_ID_PATTERNS: dict[str, str] = {
 def get_layout(layout: str | Layout) -> Layout:
     """The :class:`Layout` called ``layout``.
 
-    Raises:
-        ValueError: for an unknown name (the message lists the known ones).
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the known ones).
     """
     if isinstance(layout, Layout):
         return layout
@@ -157,8 +166,10 @@ def scan_id(layout: str | Layout, index: int, timepoint: int = 0) -> str:
     folder (pass ``timepoint`` to :func:`write_case`); the other layouts have a single
     time point.
 
-    Raises:
-        ValueError: for a negative index or a time point the layout cannot hold.
+    Raises
+    ------
+    ValueError
+        For a negative index or a time point the layout cannot hold.
     """
     spec = get_layout(layout)
     if index < 0 or timepoint < 0:
@@ -179,16 +190,24 @@ def case_paths(
 ) -> dict[str, Path]:
     """Where :func:`write_case` puts each file of a case.
 
-    Args:
-        root: the collection folder.
-        layout: layout name.
-        case_id: the case ID (for RHUH the patient ID, e.g. ``RHUH-0001``).
-        timepoint: RHUH time-point folder (default 0); other layouts refuse it (their
-            IDs carry the time point, see :func:`scan_id`).
-        extra: names of extra arrays.
+    Parameters
+    ----------
+    root : str | Path
+        The collection folder.
+    layout : str | Layout
+        Layout name.
+    case_id : str
+        The case ID (for RHUH the patient ID, e.g. ``RHUH-0001``).
+    timepoint : int | None
+        RHUH time-point folder (default 0); other layouts refuse it (their
+        IDs carry the time point, see :func:`scan_id`).
+    extra : tuple[str, ...]
+        Names of extra arrays.
 
-    Returns:
-        key -> path for ``t1``, ``t1c``, ``t2``, ``flair``, ``seg``, ``rcbv`` and every
+    Returns
+    -------
+    dict[str, Path]
+        Key -> path for ``t1``, ``t1c``, ``t2``, ``flair``, ``seg``, ``rcbv`` and every
         extra name.
     """
     spec = get_layout(layout)
@@ -261,27 +280,41 @@ def write_case(
 ) -> dict[str, Path]:
     """Write one case in a public collection's layout.
 
-    Args:
-        root: the collection folder (created when missing).
-        layout: ``brats2021``, ``brats2020``, ``brats2018``, ``brats2023``, ``upenn``,
-            ``rhuh`` or ``nnunet``.
-        case_id: the case ID (see :func:`scan_id`; for RHUH the patient ID).
-        images: ``t1``, ``t1c``, ``t2``, ``flair`` -> canonical (RAS+) array of shape
-            ``grid.canonical_shape``; written as float32.
-        grid: the geometry to write on.
-        labels: nehmap labels (0-4), converted to the layout's label scheme; uint8.
-        rcbv: rCBV map (float32).
-        timepoint: RHUH time-point folder (0 pre-operative, 1 post-operative,
-            2 recurrence); other layouts refuse it.
-        extra: further name -> array, written next to the images.
+    Parameters
+    ----------
+    root : str | Path
+        The collection folder (created when missing).
+    layout : str | Layout
+        ``brats2021``, ``brats2020``, ``brats2018``, ``brats2023``, ``upenn``,
+        ``rhuh`` or ``nnunet``.
+    case_id : str
+        The case ID (see :func:`scan_id`; for RHUH the patient ID).
+    images : Mapping[str, np.ndarray]
+        ``t1``, ``t1c``, ``t2``, ``flair`` -> canonical (RAS+) array of shape
+        ``grid.canonical_shape``; written as float32.
+    grid : Grid
+        The geometry to write on.
+    labels : np.ndarray | None
+        nehmap labels (0-4), converted to the layout's label scheme; uint8.
+    rcbv : np.ndarray | None
+        rCBV map (float32).
+    timepoint : int | None
+        RHUH time-point folder (0 pre-operative, 1 post-operative,
+        2 recurrence); other layouts refuse it.
+    extra : Mapping[str, np.ndarray] | None
+        Further name -> array, written next to the images.
 
-    Returns:
-        key -> written path (``t1``, ``t1c``, ``t2``, ``flair``, then ``seg``, ``rcbv``
+    Returns
+    -------
+    dict[str, Path]
+        Key -> written path (``t1``, ``t1c``, ``t2``, ``flair``, then ``seg``, ``rcbv``
         and the extra names when given).
 
-    Raises:
-        ValueError: unknown layout, missing modality or a time point the layout
-            cannot hold.
+    Raises
+    ------
+    ValueError
+        Unknown layout, missing modality or a time point the layout
+        cannot hold.
     """
     spec = get_layout(layout)
     missing = [key for key in STRUCTURAL if key not in images]
@@ -309,12 +342,18 @@ def write_nnunet_dataset_json(
 ) -> Path:
     """Write ``<root>/dataset.json`` for an nnU-Net (v2) dataset in nehmap's labels.
 
-    Args:
-        root: the dataset folder (holding ``imagesTr`` and ``labelsTr``).
-        num_training: number of training cases; counted from ``labelsTr`` when None.
-        name: the dataset's name.
+    Parameters
+    ----------
+    root : str | Path
+        The dataset folder (holding ``imagesTr`` and ``labelsTr``).
+    num_training : int | None
+        Number of training cases; counted from ``labelsTr`` when None.
+    name : str
+        The dataset's name.
 
-    Returns:
+    Returns
+    -------
+    Path
         The written path.
     """
     root = Path(root)

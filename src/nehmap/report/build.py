@@ -87,14 +87,21 @@ def write_report(
 ) -> Path:
     """Write the study's self-contained HTML report to ``output_dir/report.html``.
 
-    Args:
-        config: the study configuration (for the methods text and the models).
-        output_dir: the study output folder, holding ``tables/*.csv`` and ``study.json``.
-        work_dir: the study's work folder (segmentations for Figure 1, recurrence outputs
-            for Figure 4).
-        n_examples: example cases shown in Figure 1 (at most 3: median and quartiles).
+    Parameters
+    ----------
+    config : StudyConfig
+        The study configuration (for the methods text and the models).
+    output_dir : Path
+        The study output folder, holding ``tables/*.csv`` and ``study.json``.
+    work_dir : Path
+        The study's work folder (segmentations for Figure 1, recurrence outputs
+        for Figure 4).
+    n_examples : int
+        Example cases shown in Figure 1 (at most 3: median and quartiles).
 
-    Returns:
+    Returns
+    -------
+    Path
         The path of the report, written atomically. Figures are embedded PNGs; the page
         loads nothing from the network. The one script is the interactive viewer
         (NiiVue, embedded); without JavaScript the page reads the same. Missing tables

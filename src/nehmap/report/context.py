@@ -36,11 +36,16 @@ __all__ = [
 class ReportContext:
     """What every section may use.
 
-    Attributes:
-        config: the study configuration.
-        inputs: the study's tables and record.
-        models: the study's model names as they appear in file names and tables.
-        n_examples: how many example cases Figure 1 shows.
+    Attributes
+    ----------
+    config : StudyConfig
+        The study configuration.
+    inputs : StudyInputs
+        The study's tables and record.
+    models : list[str]
+        The study's model names as they appear in file names and tables.
+    n_examples : int
+        How many example cases Figure 1 shows.
     """
 
     config: StudyConfig

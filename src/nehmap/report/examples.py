@@ -57,15 +57,23 @@ def safe_read(
 class CaseMaps:
     """One case's images for Figure 1, all canonical arrays on one grid.
 
-    Attributes:
-        case: the case id.
-        background: the T1c (or another modality when T1c is missing), or None.
-        background_name: which modality ``background`` is.
-        spacing: voxel size in mm per axis.
-        labels: model -> four-label map (0 bg, 1 NC, 2 ED, 3 NEH, 4 ET).
-        consensus: name -> two-level map (0, 1 low, 2 high probability NEH): consensus
-            models and the fused levels (``levels``).
-        probability: the fused NEH probability, or None.
+    Attributes
+    ----------
+    case : str
+        The case id.
+    background : np.ndarray | None
+        The T1c (or another modality when T1c is missing), or None.
+    background_name : str
+        Which modality ``background`` is.
+    spacing : tuple[float, float, float]
+        Voxel size in mm per axis.
+    labels : dict[str, np.ndarray]
+        Model -> four-label map (0 bg, 1 NC, 2 ED, 3 NEH, 4 ET).
+    consensus : dict[str, np.ndarray]
+        Name -> two-level map (0, 1 low, 2 high probability NEH): consensus
+        models and the fused levels (``levels``).
+    probability : np.ndarray | None
+        The fused NEH probability, or None.
     """
 
     case: str
@@ -298,15 +306,23 @@ def crop_box(masks: Sequence[np.ndarray], margin: int = 6) -> tuple[slice, slice
 class RecurrenceMaps:
     """One recurrence subject for Figure 4, on the recurrence grid.
 
-    Attributes:
-        subject: the subject id.
-        pneh: warped pre-operative NEH mask (bool).
-        et: enhancing tumour of the recurrence scan (bool).
-        background: the recurrence T1c, or None.
-        spacing: voxel size in mm.
-        sources: the files read (named in the caption).
-        controls: label map of the distance-matched placements of pNEH
-            (``<subject>_matched-controls.nii.gz`` beside the pNEH), or None.
+    Attributes
+    ----------
+    subject : str
+        The subject id.
+    pneh : np.ndarray
+        Warped pre-operative NEH mask (bool).
+    et : np.ndarray
+        Enhancing tumour of the recurrence scan (bool).
+    background : np.ndarray | None
+        The recurrence T1c, or None.
+    spacing : tuple[float, float, float]
+        Voxel size in mm.
+    sources : list[str]
+        The files read (named in the caption).
+    controls : np.ndarray | None
+        Label map of the distance-matched placements of pNEH
+        (``<subject>_matched-controls.nii.gz`` beside the pNEH), or None.
     """
 
     subject: str
@@ -455,7 +471,9 @@ def pick_recurrence_subject(
 ) -> tuple[str | None, bool]:
     """The subject to show: at the median FractionInside when the table has it.
 
-    Returns:
+    Returns
+    -------
+    tuple[str | None, bool]
         The subject (None without subjects) and whether the metric chose it (otherwise
         the first subject in sorted order is taken).
     """

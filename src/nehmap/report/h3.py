@@ -78,10 +78,14 @@ def _pct(row: dict | None, interval: bool = True) -> str:
 def calibration_headline(record: dict | None = None) -> str:
     """One sentence: the primary test's false-positive rate and power, and the paper's test.
 
-    Args:
-        record: a calibration record (default: the committed one).
+    Parameters
+    ----------
+    record : dict | None
+        A calibration record (default: the committed one).
 
-    Returns:
+    Returns
+    -------
+    str
         HTML text; a note that the calibration is missing when there is none.
     """
     record = record if record is not None else calibration()

@@ -216,16 +216,24 @@ def html_table(
 ) -> str:
     """Render a DataFrame as an HTML table with fixed number formats.
 
-    Args:
-        frame: the table; its index is ignored (reset it first if it holds data).
-        source: the CSV it comes from (``data-source`` attribute, for checking).
-        form: ``"csv"`` for a table printed as its CSV (same rows and columns), or the
-            name of a derived form (``"table3"``...) for tables reshaped from a CSV.
-        caption: table title (plain text), printed above the table.
-        formats: column -> formatter, overriding the automatic choice
-            (:func:`column_formatter`).
-        labels: column -> header text, overriding :data:`COLUMN_LABELS`.
-        numeric: columns to right-align although they hold preformatted text.
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        The table; its index is ignored (reset it first if it holds data).
+    source : str
+        The CSV it comes from (``data-source`` attribute, for checking).
+    form : str
+        ``"csv"`` for a table printed as its CSV (same rows and columns), or the
+        name of a derived form (``"table3"``...) for tables reshaped from a CSV.
+    caption : str | None
+        Table title (plain text), printed above the table.
+    formats : Mapping[str, Formatter] | None
+        Column -> formatter, overriding the automatic choice
+        (:func:`column_formatter`).
+    labels : Mapping[str, str] | None
+        Column -> header text, overriding :data:`COLUMN_LABELS`.
+    numeric : Iterable[str]
+        Columns to right-align although they hold preformatted text.
 
     Every ``<th>`` carries the column name in ``data-col``.
     """

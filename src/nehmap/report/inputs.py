@@ -27,12 +27,18 @@ def read_table(path: Path) -> pd.DataFrame:
 class StudyInputs:
     """The tables and record of one study output folder.
 
-    Attributes:
-        output_dir: the study's output folder.
-        work_dir: its work folder (segmentations, per-case results).
-        tables: table name (CSV stem) -> table, for every readable CSV.
-        problems: table name -> why its CSV could not be read.
-        record: the parsed ``study.json`` (empty when absent or unreadable).
+    Attributes
+    ----------
+    output_dir : Path
+        The study's output folder.
+    work_dir : Path
+        Its work folder (segmentations, per-case results).
+    tables : dict[str, pd.DataFrame]
+        Table name (CSV stem) -> table, for every readable CSV.
+    problems : dict[str, str]
+        Table name -> why its CSV could not be read.
+    record : dict[str, Any]
+        The parsed ``study.json`` (empty when absent or unreadable).
     """
 
     output_dir: Path

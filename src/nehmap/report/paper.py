@@ -53,12 +53,17 @@ def _count_text(counts: pd.Series) -> str:
 def table3(summary: pd.DataFrame, models: Sequence[str] = ()) -> tuple[pd.DataFrame, dict]:
     """Table 3: mean ± SD over cases of the mean ED and NEH intensity per modality.
 
-    Args:
-        summary: ``table3_intensity.csv`` (model, modality, label_name, mean_of_means, sd,
-            n_cases).
-        models: preferred column order of the models.
+    Parameters
+    ----------
+    summary : pd.DataFrame
+        ``table3_intensity.csv`` (model, modality, label_name, mean_of_means, sd,
+        n_cases).
+    models : Sequence[str]
+        Preferred column order of the models.
 
-    Returns:
+    Returns
+    -------
+    tuple[pd.DataFrame, dict]
         The table (columns ``modality``, ``label_name``, then one per model) and the
         header text of each model column.
     """
@@ -218,12 +223,16 @@ TABLE6_COLUMNS = ["metric", "paper_metric", "unit", "value", "ratio", "n"]
 def table6(cases: pd.DataFrame) -> pd.DataFrame:
     """Table 6 computed from ``recurrence_cases.csv``: mean ± SD over the included subjects.
 
-    Args:
-        cases: case, metric, value and, when present, paper_metric, unit, ratio
-            (value / value expected by chance) and included. Non-finite values are left
-            out.
+    Parameters
+    ----------
+    cases : pd.DataFrame
+        Case, metric, value and, when present, paper_metric, unit, ratio
+        (value / value expected by chance) and included. Non-finite values are left
+        out.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         Columns ``metric``, ``paper_metric``, ``unit``, ``value``, ``ratio`` (when the
         CSV has ratios) and ``n`` (subjects with a value), one row per metric.
     """

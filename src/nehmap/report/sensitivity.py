@@ -33,12 +33,17 @@ def vessel_sensitivity_html(
 ) -> str:
     """One paragraph: H1's ordered test per model with large vessels kept and left out.
 
-    Args:
-        table: ``rcbv_vessel_sensitivity`` (columns ``vessels`` and those of
-            ``rcbv_tests``), or None.
-        models: the models in report order (others in the table follow).
-        primary: the way the study's H1 used (``kept`` or ``excluded``).
-        percentile: the brain rCBV percentile above which voxels count as large vessels.
+    Parameters
+    ----------
+    table : pd.DataFrame | None
+        ``rcbv_vessel_sensitivity`` (columns ``vessels`` and those of
+        ``rcbv_tests``), or None.
+    models : Sequence[str]
+        The models in report order (others in the table follow).
+    primary : str
+        The way the study's H1 used (``kept`` or ``excluded``).
+    percentile : float
+        The brain rCBV percentile above which voxels count as large vessels.
     """
     if table is None or not {"vessels", "model", "test", "a", "b"} <= set(table.columns):
         return ""

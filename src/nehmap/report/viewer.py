@@ -51,15 +51,23 @@ LEVEL_NAMES = {1: "low-probability NEH", 2: "high-probability NEH"}
 class Layer:
     """One volume of a case as the viewer shows it.
 
-    Attributes:
-        name: the name in the layer list, e.g. ``"T1c"`` or ``"paunet labels"``.
-        kind: one of :data:`KINDS`.
-        array: canonical RAS+ array, shape (X, Y, Z), on the case's grid.
-        visible: shown when the case opens.
-        opacity: opacity when shown (0-1).
-        threshold: for probabilities, the value below which nothing is drawn.
-        palette: for label and level maps, value -> (RGB 0-255, name) replacing the
-            standard colours (:data:`~nehmap.labels.LABEL_COLOURS`, :data:`LEVEL_COLOURS`).
+    Attributes
+    ----------
+    name : str
+        The name in the layer list, e.g. ``"T1c"`` or ``"paunet labels"``.
+    kind : str
+        One of :data:`KINDS`.
+    array : np.ndarray
+        Canonical RAS+ array, shape (X, Y, Z), on the case's grid.
+    visible : bool
+        Shown when the case opens.
+    opacity : float
+        Opacity when shown (0-1).
+    threshold : float | None
+        For probabilities, the value below which nothing is drawn.
+    palette : dict[int, tuple[tuple[int, int, int], str]] | None
+        For label and level maps, value -> (RGB 0-255, name) replacing the
+        standard colours (:data:`~nehmap.labels.LABEL_COLOURS`, :data:`LEVEL_COLOURS`).
     """
 
     name: str
@@ -81,12 +89,18 @@ class Layer:
 class ViewerCase:
     """A case of the viewer: its layers on one grid.
 
-    Attributes:
-        case_id: the case id (the picker's entry).
-        title: what the case is, e.g. ``"Figure 1: median NEH volume"``.
-        spacing: voxel size in mm (X, Y, Z).
-        layers: the layers, the first image underneath.
-        notes: remarks shown with the case (missing inputs, down-sampling).
+    Attributes
+    ----------
+    case_id : str
+        The case id (the picker's entry).
+    title : str
+        What the case is, e.g. ``"Figure 1: median NEH volume"``.
+    spacing : tuple[float, float, float]
+        Voxel size in mm (X, Y, Z).
+    layers : list[Layer]
+        The layers, the first image underneath.
+    notes : list[str]
+        Remarks shown with the case (missing inputs, down-sampling).
     """
 
     case_id: str
@@ -247,11 +261,16 @@ def focus_fraction(case: ViewerCase, box: tuple[slice, slice, slice]) -> list[fl
 def encode_case(case: ViewerCase, factor: int = 1) -> dict:
     """The JSON-ready record of a case for the page: cropped, quantised, compressed.
 
-    Args:
-        case: the case; all layers on one grid.
-        factor: down-sampling factor (1: none).
+    Parameters
+    ----------
+    case : ViewerCase
+        The case; all layers on one grid.
+    factor : int
+        Down-sampling factor (1: none).
 
-    Returns:
+    Returns
+    -------
+    dict
         ``{"id", "title", "notes", "spacing", "shape", "focus", "bytes", "layers": [...]}``
         (``focus``: :func:`focus_fraction`) where
         each layer holds ``name, kind, visible, opacity, threshold, cal_min, cal_max,

@@ -44,9 +44,11 @@ def _read(path: Path, dtype: type | None = np.float32) -> tuple[np.ndarray, tupl
 def read_segment_record(folder: Path) -> tuple[str, dict]:
     """The case id and JSON record of a ``nehmap segment`` case folder.
 
-    Raises:
-        NehmapInputError: the folder is missing, holds no ``<case>_nehmap.json`` or holds
-            an unreadable one; the message names what is missing and what to do.
+    Raises
+    ------
+    NehmapInputError
+        The folder is missing, holds no ``<case>_nehmap.json`` or holds
+        an unreadable one; the message names what is missing and what to do.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -92,21 +94,31 @@ def segment_case(
 ) -> ViewerCase:
     """The layers of one ``nehmap segment`` case folder.
 
-    Args:
-        folder: ``<out>/<case>/`` as written by ``nehmap segment``.
-        models: model names to list first (others follow in name order).
-        images: modality -> image path, replacing the record's inputs (e.g. when the
-            images moved since segmentation).
-        title: what the case is, shown under the picker.
-        threshold: the NEH threshold the probability layer opens with (default: the
-            record's, else 0.5).
-        strict: raise when no segmentation output can be read (``nehmap view``);
-            otherwise return a case with whatever could be read.
-        modalities: the input images to show (keys of :data:`VIEWER_IMAGES`; default all).
+    Parameters
+    ----------
+    folder : Path
+        ``<out>/<case>/`` as written by ``nehmap segment``.
+    models : Sequence[str]
+        Model names to list first (others follow in name order).
+    images : Mapping[str, str | Path] | None
+        Modality -> image path, replacing the record's inputs (e.g. when the
+        images moved since segmentation).
+    title : str
+        What the case is, shown under the picker.
+    threshold : float | None
+        The NEH threshold the probability layer opens with (default: the
+        record's, else 0.5).
+    strict : bool
+        Raise when no segmentation output can be read (``nehmap view``);
+        otherwise return a case with whatever could be read.
+    modalities : Sequence[str] | None
+        The input images to show (keys of :data:`VIEWER_IMAGES`; default all).
 
-    Raises:
-        NehmapInputError: with ``strict``, the folder holds no readable map; the message
-            lists the files looked for.
+    Raises
+    ------
+    NehmapInputError
+        With ``strict``, the folder holds no readable map; the message
+        lists the files looked for.
     """
     folder = Path(folder)
     case_id, record = read_segment_record(folder)

@@ -51,8 +51,10 @@ def data_json(encoded: list[dict]) -> str:
 def viewer_block(encoded: list[dict]) -> str:
     """The viewer's HTML (controls, canvas, data and scripts) for encoded cases.
 
-    Args:
-        encoded: cases from :func:`nehmap.report.viewer.encode_cases`.
+    Parameters
+    ----------
+    encoded : list[dict]
+        Cases from :func:`nehmap.report.viewer.encode_cases`.
     """
     buttons = "".join(
         f'<button type="button" data-view="{v}"{" class=nv-active" if v == "multi" else ""}>'

@@ -65,13 +65,20 @@ def run_tasks(
 ) -> list[TaskResult]:
     """Run ``fn`` over ``items`` and return the results in the order of ``items``.
 
-    Args:
-        fn: a top-level (picklable) function item -> TaskResult.
-        items: the work.
-        workers: local worker processes (1 = run here, in order).
-        scheduler: a Dask scheduler address (``tcp://host:8786``); overrides ``workers``.
-        desc: progress bar label.
-        progress: show a progress bar (on stderr).
+    Parameters
+    ----------
+    fn : Callable[[Any], TaskResult]
+        A top-level (picklable) function item -> TaskResult.
+    items : Sequence[Any]
+        The work.
+    workers : int
+        Local worker processes (1 = run here, in order).
+    scheduler : str
+        A Dask scheduler address (``tcp://host:8786``); overrides ``workers``.
+    desc : str
+        Progress bar label.
+    progress : bool
+        Show a progress bar (on stderr).
     """
     bar = case_bar(None, desc, progress, total=len(items))
     results: dict[int, TaskResult] = {}

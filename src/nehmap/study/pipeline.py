@@ -141,11 +141,16 @@ def run_study(
 ) -> StudyResult:
     """Run (or resume) the study described by ``config``.
 
-    Args:
-        config: the study.
-        force: steps to redo even when cached (``segment``, ``measure``, ``recurrence``).
-        progress: progress bars per stage.
-        report: write the HTML report at the end.
+    Parameters
+    ----------
+    config : StudyConfig
+        The study.
+    force : Sequence[str]
+        Steps to redo even when cached (``segment``, ``measure``, ``recurrence``).
+    progress : bool
+        Progress bars per stage.
+    report : bool
+        Write the HTML report at the end.
     """
     import time
 

@@ -52,19 +52,30 @@ class Anatomy:
     All arrays have shape ``grid.canonical_shape`` (canonical RAS+) and are read-only:
     copy before modifying.
 
-    Attributes:
-        grid: the grid (affine in MNI world mm).
-        spacing: voxel size in mm per array axis.
-        gm: grey-matter fraction, float32 in [0, 1].
-        wm: white-matter fraction, float32 in [0, 1].
-        csf: cerebrospinal-fluid fraction, float32 in [0, 1]; ``gm + wm + csf`` is 1
-            inside the brain and 0 outside.
-        brain: brain mask (bool).
-        depth: distance (mm) from each brain voxel to the nearest voxel outside the
-            brain; 0 outside the brain.
-        ventricles: lateral and third ventricles (bool).
-        ventricle_distance: distance (mm) to the nearest ventricle voxel.
-        template: the MNI152 T1 template intensity (float32, 0-1), for reference.
+    Attributes
+    ----------
+    grid : Grid
+        The grid (affine in MNI world mm).
+    spacing : tuple[float, float, float]
+        Voxel size in mm per array axis.
+    gm : np.ndarray
+        Grey-matter fraction, float32 in [0, 1].
+    wm : np.ndarray
+        White-matter fraction, float32 in [0, 1].
+    csf : np.ndarray
+        Cerebrospinal-fluid fraction, float32 in [0, 1]; ``gm + wm + csf`` is 1
+        inside the brain and 0 outside.
+    brain : np.ndarray
+        Brain mask (bool).
+    depth : np.ndarray
+        Distance (mm) from each brain voxel to the nearest voxel outside the
+        brain; 0 outside the brain.
+    ventricles : np.ndarray
+        Lateral and third ventricles (bool).
+    ventricle_distance : np.ndarray
+        Distance (mm) to the nearest ventricle voxel.
+    template : np.ndarray
+        The MNI152 T1 template intensity (float32, 0-1), for reference.
     """
 
     grid: Grid
@@ -94,8 +105,10 @@ class Anatomy:
 def as_spacing(spacing: SpacingLike) -> tuple[float, float, float]:
     """Normalise a voxel size (one number or three, mm) to a tuple of three floats.
 
-    Raises:
-        ValueError: for non-positive or non-finite values or a wrong count.
+    Raises
+    ------
+    ValueError
+        For non-positive or non-finite values or a wrong count.
     """
     values = (
         [float(spacing)] * 3 if np.isscalar(spacing) else [float(v) for v in spacing]  # type: ignore[arg-type]
@@ -113,10 +126,14 @@ def brats_grid(spacing: SpacingLike = 1.0) -> Grid:
     The number of voxels per axis is the field of view divided by the spacing, rounded
     up (2 mm: 120 x 120 x 78); the grid stays centred on the 1 mm grid's centre.
 
-    Args:
-        spacing: voxel size in mm (one value, or one per axis).
+    Parameters
+    ----------
+    spacing : SpacingLike
+        Voxel size in mm (one value, or one per axis).
 
-    Returns:
+    Returns
+    -------
+    Grid
         A canonical RAS+ :class:`~nehmap.io.image.Grid` in MNI world mm.
     """
     sp = as_spacing(spacing)
@@ -289,10 +306,14 @@ def _normalise_tissues(
 def load_anatomy(spacing: SpacingLike = 1.0) -> Anatomy:
     """The MNI152 anatomy on the BraTS field of view at ``spacing`` mm (cached).
 
-    Args:
-        spacing: voxel size in mm, one value or one per axis (anisotropic allowed).
+    Parameters
+    ----------
+    spacing : SpacingLike
+        Voxel size in mm, one value or one per axis (anisotropic allowed).
 
-    Returns:
+    Returns
+    -------
+    Anatomy
         :class:`Anatomy` with read-only arrays; the same object is returned for the
         same spacing for the life of the process.
     """

@@ -41,21 +41,33 @@ class SyntheticCase:
     Arrays are canonical RAS+ (axis 0 Right, 1 Anterior, 2 Superior) of shape
     ``grid.canonical_shape``.
 
-    Attributes:
-        seed: the seed the case was generated from (an int, or the SeedSequence's
-            entropy when one was given; ``params["seed_sequence"]`` then also holds its
-            spawn key).
-        grid: the grid (MNI world mm); write arrays with
-            :func:`nehmap.io.image.write_image` on it.
-        spacing: voxel size in mm per array axis.
-        images: ``t1``, ``t1c``, ``t2``, ``flair`` -> float32 image (0 outside the brain).
-        labels: nehmap labels (uint8): 1 NC, 2 ED, 3 NEH, 4 ET.
-        brain_mask: brain mask (bool).
-        tissues: ``gm``, ``wm``, ``csf`` fractions after the mass effect (float32).
-        params: every parameter used, draws included (JSON-serialisable).
-        facts: measured properties: tumour volume per label (mm^3), NEH coverage, ...
-        rcbv: rCBV map (float32), when asked for.
-        recurrence: the recurrence time point, when asked for.
+    Attributes
+    ----------
+    seed : int
+        The seed the case was generated from (an int, or the SeedSequence's
+        entropy when one was given; ``params["seed_sequence"]`` then also holds its
+        spawn key).
+    grid : Grid
+        The grid (MNI world mm); write arrays with
+        :func:`nehmap.io.image.write_image` on it.
+    spacing : tuple[float, float, float]
+        Voxel size in mm per array axis.
+    images : dict[str, np.ndarray]
+        ``t1``, ``t1c``, ``t2``, ``flair`` -> float32 image (0 outside the brain).
+    labels : np.ndarray
+        nehmap labels (uint8): 1 NC, 2 ED, 3 NEH, 4 ET.
+    brain_mask : np.ndarray
+        Brain mask (bool).
+    tissues : dict[str, np.ndarray]
+        ``gm``, ``wm``, ``csf`` fractions after the mass effect (float32).
+    params : dict[str, Any]
+        Every parameter used, draws included (JSON-serialisable).
+    facts : dict[str, Any]
+        Measured properties: tumour volume per label (mm^3), NEH coverage, ...
+    rcbv : np.ndarray | None
+        rCBV map (float32), when asked for.
+    recurrence : Recurrence | None
+        The recurrence time point, when asked for.
     """
 
     seed: int
@@ -94,21 +106,30 @@ def generate_case(
 ) -> SyntheticCase:
     """Generate one synthetic case.
 
-    Args:
-        seed: non-negative integer (or a numpy SeedSequence); the same seed gives the
-            same case.
-        spacing: voxel size in mm (one value or one per axis); the field of view is
-            BraTS's 240 x 240 x 155 mm at every spacing.
-        rcbv: also synthesise an rCBV map.
-        recurrence: also synthesise a follow-up scan at recurrence.
-        params: overrides of :data:`nehmap.synth.params.DEFAULT_PARAMS` (a value or a
-            ``(low, high)`` range per name; dictionaries merged key by key); they take
-            precedence over the family's ranges.
-        family: tumour family (:mod:`nehmap.synth.families`), or ``mixed`` to draw one
-            from a random stream of its own. The default, ``ellipsoidal``, is the
-            original generator: its cases are unchanged.
+    Parameters
+    ----------
+    seed : SeedLike
+        Non-negative integer (or a numpy SeedSequence); the same seed gives the
+        same case.
+    spacing : SpacingLike
+        Voxel size in mm (one value or one per axis); the field of view is
+        BraTS's 240 x 240 x 155 mm at every spacing.
+    rcbv : bool
+        Also synthesise an rCBV map.
+    recurrence : bool
+        Also synthesise a follow-up scan at recurrence.
+    params : Mapping[str, Any] | None
+        Overrides of :data:`nehmap.synth.params.DEFAULT_PARAMS` (a value or a
+        ``(low, high)`` range per name; dictionaries merged key by key); they take
+        precedence over the family's ranges.
+    family : str
+        Tumour family (:mod:`nehmap.synth.families`), or ``mixed`` to draw one
+        from a random stream of its own. The default, ``ellipsoidal``, is the
+        original generator: its cases are unchanged.
 
-    Returns:
+    Returns
+    -------
+    SyntheticCase
         :class:`SyntheticCase`.
     """
     sequence, seed_value, recipe = _seed_sequence(seed)

@@ -84,11 +84,16 @@ TRANSFORM_CONVENTION = (
 class CohortResult:
     """What :func:`write_cohort` wrote.
 
-    Attributes:
-        collection: the collection folder (``OUT``).
-        truth: the truth folder (``OUT_truth``).
-        case_ids: pre-operative case IDs, in order.
-        table: the per-case facts (the content of ``truth.csv``).
+    Attributes
+    ----------
+    collection : Path
+        The collection folder (``OUT``).
+    truth : Path
+        The truth folder (``OUT_truth``).
+    case_ids : list[str]
+        Pre-operative case IDs, in order.
+    table : pd.DataFrame
+        The per-case facts (the content of ``truth.csv``).
     """
 
     collection: Path
@@ -136,31 +141,49 @@ def write_cohort(
 ) -> CohortResult:
     """Generate ``n`` synthetic cases and write them in ``layout`` under ``out``.
 
-    Args:
-        out: the collection folder; the truth goes to ``<out>_truth`` beside it.
-        n: number of cases (patients).
-        seed: cohort seed; case ``i``'s seed is spawned from it (recorded in the truth).
-        spacing: voxel size in mm (one value or one per axis).
-        layout: ``brats2021``, ``brats2020``, ``brats2018``, ``brats2023``, ``upenn``,
-            ``rhuh`` or ``nnunet``.
-        rcbv: write rCBV maps; None: only for ``upenn``.
-        recurrence: add a recurrence time point; None: only for ``rhuh``.
-        progress: show a progress bar.
-        params: overrides of the case parameters (see :mod:`nehmap.synth.params`).
-        overwrite: replace an existing non-empty collection previously written by
-            this function.
-        second_segmentation: also write a BraTS 2021-style second segmentation of each
-            case under ``<out>_truth/second`` (for ``nehmap derive-neh``).
-        family: tumour family (:mod:`nehmap.synth.families`) or ``mixed`` (one drawn
-            per case); each case's family is recorded in ``cohort.json`` and ``truth.csv``.
+    Parameters
+    ----------
+    out : str | Path
+        The collection folder; the truth goes to ``<out>_truth`` beside it.
+    n : int
+        Number of cases (patients).
+    seed : int
+        Cohort seed; case ``i``'s seed is spawned from it (recorded in the truth).
+    spacing : SpacingLike
+        Voxel size in mm (one value or one per axis).
+    layout : str
+        ``brats2021``, ``brats2020``, ``brats2018``, ``brats2023``, ``upenn``,
+        ``rhuh`` or ``nnunet``.
+    rcbv : bool | None
+        Write rCBV maps; None: only for ``upenn``.
+    recurrence : bool | None
+        Add a recurrence time point; None: only for ``rhuh``.
+    progress : bool
+        Show a progress bar.
+    params : Mapping[str, Any] | None
+        Overrides of the case parameters (see :mod:`nehmap.synth.params`).
+    overwrite : bool
+        Replace an existing non-empty collection previously written by
+        this function.
+    second_segmentation : bool
+        Also write a BraTS 2021-style second segmentation of each
+        case under ``<out>_truth/second`` (for ``nehmap derive-neh``).
+    family : str
+        Tumour family (:mod:`nehmap.synth.families`) or ``mixed`` (one drawn
+        per case); each case's family is recorded in ``cohort.json`` and ``truth.csv``.
 
-    Returns:
+    Returns
+    -------
+    CohortResult
         :class:`CohortResult`.
 
-    Raises:
-        OutputError: the collection or truth folder exists and is not empty (and
-            ``overwrite`` is false, or it was not written by nehmap synth).
-        ValueError: bad ``n``, ``seed``, ``layout`` or parameters.
+    Raises
+    ------
+    OutputError
+        The collection or truth folder exists and is not empty (and
+        ``overwrite`` is false, or it was not written by nehmap synth).
+    ValueError
+        Bad ``n``, ``seed``, ``layout`` or parameters.
     """
     spec = get_layout(layout)
     if n < 1:

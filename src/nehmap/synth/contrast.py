@@ -30,7 +30,9 @@ _REFERENCE_CONTRAST = 0.07  # NEH-vs-ED relative difference that sets T2's noise
 def draw_contrast(rng: np.random.Generator, params: Mapping[str, Any]) -> dict[str, Any]:
     """Per-case contrast parameters: class means, noise, bias strength and scales.
 
-    Returns:
+    Returns
+    -------
+    dict[str, Any]
         JSON-serialisable dict with ``means`` (modality -> class -> relative signal, NEH
         included), ``noise_sigma`` (modality -> Rician sigma, same units as the means),
         ``neh_cnr``, ``bias_strength`` (modality -> max |log bias|) and
@@ -69,14 +71,22 @@ def compartment_weights(
 ) -> tuple[Box, dict[str, np.ndarray]]:
     """Soft (partial-volume) weights of the tumour compartments in their bounding box.
 
-    Args:
-        labels: full label volume (uint8).
-        classes: class name -> label value, for the compartments to weigh.
-        spacing: voxel size (mm) per axis.
-        blur_mm: standard deviation (mm) of the Gaussian partial-volume blur.
-        extra: further class name -> full boolean mask (e.g. a resection cavity).
+    Parameters
+    ----------
+    labels : np.ndarray
+        Full label volume (uint8).
+    classes : Mapping[str, int]
+        Class name -> label value, for the compartments to weigh.
+    spacing : tuple[float, float, float]
+        Voxel size (mm) per axis.
+    blur_mm : float
+        Standard deviation (mm) of the Gaussian partial-volume blur.
+    extra : Mapping[str, np.ndarray] | None
+        Further class name -> full boolean mask (e.g. a resection cavity).
 
-    Returns:
+    Returns
+    -------
+    tuple[Box, dict[str, np.ndarray]]
         The box (voxel slices) and class name -> float32 weight in the box; weights
         sum to at most 1 per voxel. An empty box when there is no compartment.
     """
@@ -143,18 +153,28 @@ def synthesise_images(
 ) -> dict[str, np.ndarray]:
     """The four structural images of one scan.
 
-    Args:
-        rng: random generator for texture, bias and noise (consumed).
-        tissues: ``gm``, ``wm``, ``csf`` fractions (full volume, float32).
-        brain: brain mask (bool, full volume); the images are 0 outside.
-        axes: world coordinates (mm) of the voxel centres along each array axis.
-        weight_box: box of the compartment weights.
-        weights: class name -> soft weight in ``weight_box`` (see
-            :func:`compartment_weights`).
-        contrast: the case's contrast parameters (:func:`draw_contrast`).
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator for texture, bias and noise (consumed).
+    tissues : Mapping[str, np.ndarray]
+        ``gm``, ``wm``, ``csf`` fractions (full volume, float32).
+    brain : np.ndarray
+        Brain mask (bool, full volume); the images are 0 outside.
+    axes : Axes
+        World coordinates (mm) of the voxel centres along each array axis.
+    weight_box : Box
+        Box of the compartment weights.
+    weights : Mapping[str, np.ndarray]
+        Class name -> soft weight in ``weight_box`` (see
+        :func:`compartment_weights`).
+    contrast : Mapping[str, Any]
+        The case's contrast parameters (:func:`draw_contrast`).
 
-    Returns:
-        modality (``t1``, ``t1c``, ``t2``, ``flair``) -> float32 image, full volume.
+    Returns
+    -------
+    dict[str, np.ndarray]
+        Modality (``t1``, ``t1c``, ``t2``, ``flair``) -> float32 image, full volume.
     """
     texture = None
     if weights and contrast["texture"] > 0:

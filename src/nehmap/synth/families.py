@@ -75,20 +75,33 @@ _MASS_EFFECT_MIN_SCALE = 0.15
 class Family:
     """One tumour family.
 
-    Attributes:
-        name: the family's name (``--family NAME``).
-        description: one line for help texts and the docs.
-        params: overrides of the default parameters (ranges in mm).
-        placement: ``deep`` (white matter, the default generator's), ``cortical`` or
-            ``periventricular``.
-        foci: (fewest, most) foci.
-        focus_gap_mm: (low, high) gap between the boundaries of neighbouring foci.
-        neh_absent_prob: probability that the case has no NEH at all.
-        enhancing: False: no ET (the bulk becomes NEH).
-        keep_core_prob: for non-enhancing tumours, probability of keeping a necrotic core.
-        max_whole_tumour_ml: the whole tumour (NC + ED + NEH + ET) is kept under this.
-        max_spacing_mm: coarsest voxel size (mm, any axis) the family can be drawn on.
-        limit_reason: why ``max_spacing_mm`` (for the error message).
+    Attributes
+    ----------
+    name : str
+        The family's name (``--family NAME``).
+    description : str
+        One line for help texts and the docs.
+    params : Mapping[str, Any]
+        Overrides of the default parameters (ranges in mm).
+    placement : str
+        ``deep`` (white matter, the default generator's), ``cortical`` or
+        ``periventricular``.
+    foci : tuple[int, int]
+        (fewest, most) foci.
+    focus_gap_mm : tuple[float, float]
+        (low, high) gap between the boundaries of neighbouring foci.
+    neh_absent_prob : float
+        Probability that the case has no NEH at all.
+    enhancing : bool
+        False: no ET (the bulk becomes NEH).
+    keep_core_prob : float
+        For non-enhancing tumours, probability of keeping a necrotic core.
+    max_whole_tumour_ml : float | None
+        The whole tumour (NC + ED + NEH + ET) is kept under this.
+    max_spacing_mm : float
+        Coarsest voxel size (mm, any axis) the family can be drawn on.
+    limit_reason : str
+        Why ``max_spacing_mm`` (for the error message).
     """
 
     name: str
@@ -192,14 +205,20 @@ def check_family(
 ) -> tuple[str, ...]:
     """The families ``name`` may draw; raises ValueError when it cannot be drawn here.
 
-    Args:
-        name: a family name or ``mixed``.
-        spacing: voxel size (mm) per axis.
-        overrides: the user's parameter overrides (checked against the family's limits).
+    Parameters
+    ----------
+    name : str
+        A family name or ``mixed``.
+    spacing : Sequence[float]
+        Voxel size (mm) per axis.
+    overrides : Mapping[str, Any] | None
+        The user's parameter overrides (checked against the family's limits).
 
-    Raises:
-        ValueError: unknown family (the message lists them), a grid too coarse for the
-            family, or overrides that break its defining limit.
+    Raises
+    ------
+    ValueError
+        Unknown family (the message lists them), a grid too coarse for the
+        family, or overrides that break its defining limit.
     """
     if name not in CHOICES:
         raise ValueError(f"Unknown tumour family {name!r}. Choose one of: {', '.join(CHOICES)}.")
@@ -250,7 +269,9 @@ def make_family_tumour(
     (:func:`family_overrides`). ``ellipsoidal`` is exactly
     :func:`nehmap.synth.tumour.make_tumour`.
 
-    Returns:
+    Returns
+    -------
+    TumourGeometry
         :class:`~nehmap.synth.tumour.TumourGeometry`; ``params["family"]`` names the family.
     """
     family = FAMILIES[name]

@@ -26,15 +26,22 @@ def smooth_field(
 ) -> np.ndarray:
     """A Gaussian random field with unit standard deviation and zero mean.
 
-    Args:
-        rng: random generator (consumed).
-        axes: world coordinates (mm) of the voxel centres along each array axis; the
-            spacing along each axis must be uniform.
-        sigma_mm: correlation length: standard deviation (mm) of the Gaussian kernel
-            that smooths white noise.
-        clip: the field is clipped to [-clip, clip].
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator (consumed).
+    axes : Axes
+        World coordinates (mm) of the voxel centres along each array axis; the
+        spacing along each axis must be uniform.
+    sigma_mm : float
+        Correlation length: standard deviation (mm) of the Gaussian kernel
+        that smooths white noise.
+    clip : float
+        The field is clipped to [-clip, clip].
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array of shape ``(len(axes[0]), len(axes[1]), len(axes[2]))``.
     """
     step = max(sigma_mm / 2.0, 0.5)
@@ -71,15 +78,24 @@ def polynomial_field(
     The field is a random polynomial of degree 2 in the normalised world coordinates
     ``(w - centre) / half_size``; exponentiate it for a multiplicative bias field.
 
-    Args:
-        rng: random generator (consumed).
-        axes: world coordinates (mm) along each array axis.
-        amplitude: largest absolute value of the field (over ``mask`` if given).
-        centre_mm: centre of the normalisation (the MNI brain centre by default).
-        half_size_mm: half extent of the normalisation (mm).
-        mask: voxels over which the amplitude is measured (shape of the field).
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator (consumed).
+    axes : Axes
+        World coordinates (mm) along each array axis.
+    amplitude : float
+        Largest absolute value of the field (over ``mask`` if given).
+    centre_mm : Sequence[float]
+        Centre of the normalisation (the MNI brain centre by default).
+    half_size_mm : Sequence[float]
+        Half extent of the normalisation (mm).
+    mask : np.ndarray | None
+        Voxels over which the amplitude is measured (shape of the field).
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         float32 array of shape ``(len(axes[0]), len(axes[1]), len(axes[2]))``.
     """
     x, y, z = (

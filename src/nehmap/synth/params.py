@@ -114,8 +114,10 @@ INTEGER: frozenset[str] = frozenset({"n_vessels"})
 def merge_params(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults updated with ``overrides`` (dictionaries merged one level deep).
 
-    Raises:
-        ValueError: for an unknown parameter name (the message lists the known ones).
+    Raises
+    ------
+    ValueError
+        For an unknown parameter name (the message lists the known ones).
     """
     merged = copy.deepcopy(dict(DEFAULT_PARAMS))
     for key, value in (overrides or {}).items():

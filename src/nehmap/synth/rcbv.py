@@ -61,19 +61,32 @@ def synthesise_rcbv(
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """An rCBV map on the case's grid.
 
-    Args:
-        rng: random generator (consumed).
-        tissues: ``gm``, ``wm``, ``csf`` fractions (float32, full volume).
-        brain: brain mask (bool); the map is 0 outside.
-        depth: distance (mm) to the brain surface (full volume).
-        axes: world coordinates (mm) of the voxel centres along each array axis.
-        weight_box: box of the compartment weights.
-        weights: class name -> soft weight in ``weight_box``.
-        tumour: mask of the tumour and edema, which vessels avoid (bool, full volume).
-        spacing: voxel size in mm per axis.
-        settings: drawn rCBV parameters (:func:`draw_rcbv`).
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator (consumed).
+    tissues : Mapping[str, np.ndarray]
+        ``gm``, ``wm``, ``csf`` fractions (float32, full volume).
+    brain : np.ndarray
+        Brain mask (bool); the map is 0 outside.
+    depth : np.ndarray
+        Distance (mm) to the brain surface (full volume).
+    axes : Axes
+        World coordinates (mm) of the voxel centres along each array axis.
+    weight_box : Box
+        Box of the compartment weights.
+    weights : Mapping[str, np.ndarray]
+        Class name -> soft weight in ``weight_box``.
+    tumour : np.ndarray
+        Mask of the tumour and edema, which vessels avoid (bool, full volume).
+    spacing : tuple[float, float, float]
+        Voxel size in mm per axis.
+    settings : Mapping[str, Any]
+        Drawn rCBV parameters (:func:`draw_rcbv`).
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, list[dict[str, Any]]]
         The float32 map and the list of large vessels drawn (start and end in world
         mm, radius in mm).
     """

@@ -59,15 +59,21 @@ _CODE_NEH = 0b10000
 class PreoperativeCase:
     """What a recurrence grows from: the pre-operative case after mass effect.
 
-    Attributes:
-        anatomy: the case's anatomy (grid, spacing in mm, brain mask, ventricles).
-        tissues: pre-operative ``gm``, ``wm``, ``csf`` fractions (float arrays of the
-            grid's shape, after mass effect).
-        labels: pre-operative nehmap labels (uint8, the grid's shape).
-        params: the case's merged generator parameters (``recurrence_origin``,
-            ``p_recurrence_from_neh``, ``residual_edema``...).
-        edema_extent_mm: the pre-operative edema's reach (mm); a fraction
-            (``residual_edema``) of it remains around the cavity.
+    Attributes
+    ----------
+    anatomy : Anatomy
+        The case's anatomy (grid, spacing in mm, brain mask, ventricles).
+    tissues : Mapping[str, np.ndarray]
+        Pre-operative ``gm``, ``wm``, ``csf`` fractions (float arrays of the
+        grid's shape, after mass effect).
+    labels : np.ndarray
+        Pre-operative nehmap labels (uint8, the grid's shape).
+    params : Mapping[str, Any]
+        The case's merged generator parameters (``recurrence_origin``,
+        ``p_recurrence_from_neh``, ``residual_edema``...).
+    edema_extent_mm : float
+        The pre-operative edema's reach (mm); a fraction
+        (``residual_edema``) of it remains around the cavity.
     """
 
     anatomy: Anatomy
@@ -83,19 +89,29 @@ class Recurrence:
 
     All arrays are canonical RAS+ on the case's grid (recurrence space).
 
-    Attributes:
-        images: ``t1``, ``t1c``, ``t2``, ``flair`` -> float32 follow-up image.
-        labels: nehmap labels at follow-up (uint8): new ET (4), its necrosis (1) and
-            edema (2).
-        cavity: resection cavity (bool).
-        preop_neh: the pre-operative NEH mapped into recurrence space (bool).
-        brain_mask: brain mask at follow-up (bool).
-        rigid: 4x4 world-to-world matrix ``A`` of the transform (see the module).
-        origin: ``"neh"`` if the recurrence grew from the NEH, ``"random"`` if from the
-            cavity wall away from it, ``"wall"`` if from anywhere on the cavity wall.
-        params: drawn parameters, the displacement's sine waves included
-            (JSON-serialisable).
-        facts: measured properties (volumes in mm^3, NEH overlap).
+    Attributes
+    ----------
+    images : dict[str, np.ndarray]
+        ``t1``, ``t1c``, ``t2``, ``flair`` -> float32 follow-up image.
+    labels : np.ndarray
+        nehmap labels at follow-up (uint8): new ET (4), its necrosis (1) and
+        edema (2).
+    cavity : np.ndarray
+        Resection cavity (bool).
+    preop_neh : np.ndarray
+        The pre-operative NEH mapped into recurrence space (bool).
+    brain_mask : np.ndarray
+        Brain mask at follow-up (bool).
+    rigid : np.ndarray
+        4x4 world-to-world matrix ``A`` of the transform (see the module).
+    origin : str
+        ``"neh"`` if the recurrence grew from the NEH, ``"random"`` if from the
+        cavity wall away from it, ``"wall"`` if from anywhere on the cavity wall.
+    params : dict[str, Any]
+        Drawn parameters, the displacement's sine waves included
+        (JSON-serialisable).
+    facts : dict[str, Any]
+        Measured properties (volumes in mm^3, NEH overlap).
     """
 
     images: dict[str, np.ndarray]
@@ -111,12 +127,17 @@ class Recurrence:
     def displacement(self, grid: Grid, *, resolution_mm: float | None = None) -> np.ndarray:
         """The displacement field ``u`` (mm, world RAS components) on ``grid``.
 
-        Args:
-            grid: where to evaluate the field (the case's grid).
-            resolution_mm: round the values to multiples of this (e.g. 1/128 mm, which
-                makes the compressed file about half as large); None keeps them exact.
+        Parameters
+        ----------
+        grid : Grid
+            Where to evaluate the field (the case's grid).
+        resolution_mm : float | None
+            Round the values to multiples of this (e.g. 1/128 mm, which
+            makes the compressed file about half as large); None keeps them exact.
 
-        Returns:
+        Returns
+        -------
+        np.ndarray
             float32 array of shape ``grid.canonical_shape + (3,)``.
         """
         axes = _grid_axes(grid)
@@ -133,11 +154,16 @@ class Recurrence:
 def make_recurrence(rng: np.random.Generator, preop: PreoperativeCase) -> Recurrence:
     """Lay out the follow-up scan, move it into recurrence space and synthesise it.
 
-    Args:
-        rng: random generator for the recurrence (consumed).
-        preop: the pre-operative case it grows from.
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator for the recurrence (consumed).
+    preop : PreoperativeCase
+        The pre-operative case it grows from.
 
-    Returns:
+    Returns
+    -------
+    Recurrence
         :class:`Recurrence`.
     """
     anatomy, tissues, labels, params = preop.anatomy, preop.tissues, preop.labels, preop.params
@@ -189,11 +215,16 @@ def follow_up_labels(
     The label-map half of :func:`make_recurrence` (same seeding rule and shapes), for
     simulations that need many recurrences fast (``benchmarks/bench_h3_calibration.py``).
 
-    Args:
-        rng: random generator (consumed).
-        preop: the pre-operative case it grows from.
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Random generator (consumed).
+    preop : PreoperativeCase
+        The pre-operative case it grows from.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray, str]
         (labels, cavity, origin): full-volume follow-up labels (uint8: ET 4, NC 1, ED 2),
         the cavity (bool) and the origin drawn.
     """

@@ -52,15 +52,24 @@ _NEH_MAX_CSF = 0.6
 class TumourGeometry:
     """The tumour of one case, in a box of the anatomy's grid.
 
-    Attributes:
-        box: voxel slices of the box in the canonical array.
-        labels: nehmap labels in the box (uint8, shape of the box).
-        gm: grey-matter fraction in the box after the mass effect (float32).
-        wm: white-matter fraction in the box after the mass effect (float32).
-        csf: CSF fraction in the box after the mass effect (float32).
-        ventricles: ventricle mask in the box after the mass effect (bool).
-        params: the geometry parameters drawn for this case (JSON-serialisable).
-        facts: measured properties (volumes in mm^3, NEH coverage...).
+    Attributes
+    ----------
+    box : Box
+        Voxel slices of the box in the canonical array.
+    labels : np.ndarray
+        nehmap labels in the box (uint8, shape of the box).
+    gm : np.ndarray
+        Grey-matter fraction in the box after the mass effect (float32).
+    wm : np.ndarray
+        White-matter fraction in the box after the mass effect (float32).
+    csf : np.ndarray
+        CSF fraction in the box after the mass effect (float32).
+    ventricles : np.ndarray
+        Ventricle mask in the box after the mass effect (bool).
+    params : dict[str, Any]
+        The geometry parameters drawn for this case (JSON-serialisable).
+    facts : dict[str, Any]
+        Measured properties (volumes in mm^3, NEH coverage...).
     """
 
     box: Box
@@ -78,12 +87,18 @@ def make_tumour(
 ) -> TumourGeometry:
     """Draw and lay out one tumour on ``anatomy``.
 
-    Args:
-        anatomy: the anatomy (grid, tissue maps, brain mask).
-        rng: random generator for the geometry (consumed).
-        params: merged parameters (:func:`nehmap.synth.params.merge_params`).
+    Parameters
+    ----------
+    anatomy : Anatomy
+        The anatomy (grid, tissue maps, brain mask).
+    rng : np.random.Generator
+        Random generator for the geometry (consumed).
+    params : Mapping[str, Any]
+        Merged parameters (:func:`nehmap.synth.params.merge_params`).
 
-    Returns:
+    Returns
+    -------
+    TumourGeometry
         :class:`TumourGeometry` with every label (NC, ED, NEH, ET) present.
     """
     drawn = _draw_geometry(rng, params)

@@ -36,6 +36,8 @@ def soft_dice(
         (B, K, *S) probabilities and one-hot target.
     batch_dice : bool
         Sum over the batch too (returns (K,)), or per sample (returns (B, K)).
+    eps : float
+        Added to numerator and denominator, so a class absent from both scores 1.
     """
     dims = tuple(range(2, probs.ndim))
     if batch_dice:

@@ -285,14 +285,21 @@ def thick_slices(
     its centre. Each voxel then takes the linear interpolation of the slab values at its
     centre ``i + 0.5`` (the end slabs' values beyond the first and last centres).
 
-    Args:
-        volume: tensor of any shape.
-        axis: the axis of the thick slices.
-        thickness: slab thickness in voxels (>= 1).
-        offset: position of the first slab edge, in ``(-thickness, 0]`` voxels.
+    Parameters
+    ----------
+    volume : torch.Tensor
+        tensor of any shape.
+    axis : int
+        The axis of the thick slices.
+    thickness : float
+        Slab thickness in voxels (>= 1).
+    offset : float
+        Position of the first slab edge, in ``(-thickness, 0]`` voxels.
 
-    Returns:
-        a tensor of the same shape and dtype.
+    Returns
+    -------
+    torch.Tensor
+        A tensor of the same shape and dtype.
     """
     x = volume.movedim(axis, -1)
     if not x.is_floating_point():

@@ -143,9 +143,11 @@ def scale_to_volume(records: np.ndarray, n_a: int, n_b: int, voxel_mm3: float) -
     Parameters
     ----------
     records : numpy.ndarray, shape (n, len(METRICS))
+        One row of metric values per placement.
     n_a, n_b : int
         Voxels of the pNEH and of the recurrence ET.
     voxel_mm3 : float
+        Volume of one voxel in mm^3.
 
     Returns
     -------
@@ -214,6 +216,7 @@ def matched_placements(
     n : int
         Placements wanted.
     rng : numpy.random.Generator
+        Source of the random rotations.
     tolerance_mm : float, optional
         Largest difference (mm) of the distance percentiles; default ``max(2, max
         voxel side)``.

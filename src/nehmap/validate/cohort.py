@@ -77,16 +77,25 @@ def select_cases(
 ) -> Selection:
     """Apply the cohort rules in order; each excluded case gets its reason.
 
-    Args:
-        cases: the candidate cases.
-        include: if given, only these case or subject ids are kept.
-        exclude: case or subject ids to leave out (e.g. overlap with training data).
-        timepoints: keep only these time points (None in the list keeps cases without one).
-        require: files a case must have (``"rcbv"``, ``"seg"``).
-        clinical: a clinical table, one row per subject or case.
-        clinical_id: its id column (matched against case id, then subject).
-        exclude_where: conditions on clinical columns that exclude a case, e.g.
-            ``"Survival_Censor=Alive"`` or ``"PsP_TP_score="`` (empty value).
+    Parameters
+    ----------
+    cases : Sequence[CaseFiles]
+        The candidate cases.
+    include : Iterable[str] | None
+        If given, only these case or subject ids are kept.
+    exclude : Iterable[str] | None
+        Case or subject ids to leave out (e.g. overlap with training data).
+    timepoints : Sequence[str | None] | None
+        Keep only these time points (None in the list keeps cases without one).
+    require : Sequence[str]
+        Files a case must have (``"rcbv"``, ``"seg"``).
+    clinical : pd.DataFrame | None
+        A clinical table, one row per subject or case.
+    clinical_id : str
+        Its id column (matched against case id, then subject).
+    exclude_where : Sequence[str]
+        Conditions on clinical columns that exclude a case, e.g.
+        ``"Survival_Censor=Alive"`` or ``"PsP_TP_score="`` (empty value).
     """
     selection = Selection(list(cases))
     include_ids = set(include) if include is not None else None

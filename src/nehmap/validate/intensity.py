@@ -34,14 +34,22 @@ def label_intensities(
 ) -> pd.DataFrame:
     """Mean intensity per modality within each label.
 
-    Args:
-        images: modality -> array (X, Y, Z).
-        labels: nehmap label map (X, Y, Z).
-        label_values: labels to measure.
-        brain: brain mask for ``normalise="zscore"`` (default: non-zero voxels).
-        normalise: None (raw values) or ``"zscore"`` (per modality inside the brain).
+    Parameters
+    ----------
+    images : Mapping[str, np.ndarray]
+        Modality -> array (X, Y, Z).
+    labels : np.ndarray
+        nehmap label map (X, Y, Z).
+    label_values : Sequence[int]
+        Labels to measure.
+    brain : np.ndarray | None
+        Brain mask for ``normalise="zscore"`` (default: non-zero voxels).
+    normalise : str | None
+        None (raw values) or ``"zscore"`` (per modality inside the brain).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         Rows (modality, label, label_name, mean, n_voxels); mean is NaN for absent labels.
     """
     rows = []
@@ -82,10 +90,18 @@ def intensity_summary(table: pd.DataFrame) -> pd.DataFrame:
 def intensity_tests(table: pd.DataFrame, reference: int = ED, level: int = NEH) -> pd.DataFrame:
     """Mixed model NEH vs ED per model and modality (Table 4).
 
-    Args:
-        table: rows (case, model, modality, label, mean) from :func:`label_intensities`.
+    Parameters
+    ----------
+    table : pd.DataFrame
+        Rows (case, model, modality, label, mean) from :func:`label_intensities`.
+    reference : int
+        Label of the reference level of the mixed model (default ED).
+    level : int
+        Label compared with it (default NEH); the estimate is ``level - reference``.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per (model, modality): estimate (NEH - ED, intensity units), se, z, t
         (= z on the model's denominator df), F, df_num, df_den, p (of F), n_cases,
         converged, warnings.

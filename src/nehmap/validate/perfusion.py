@@ -21,12 +21,17 @@ DEFAULT_VESSEL_PERCENTILE = 99.0
 class PerfusionMask:
     """The measurable rCBV voxels of a case.
 
-    Attributes:
-        valid: bool (X, Y, Z): brain voxels with signal and not vessel.
-        vessels: bool (X, Y, Z): voxels excluded as large vessels.
-        no_signal: bool (X, Y, Z): brain voxels excluded for lack of signal.
-        vessel_threshold: the rCBV value above which voxels count as vessels (NaN when a
-            vessel mask was given).
+    Attributes
+    ----------
+    valid : np.ndarray
+        bool (X, Y, Z): brain voxels with signal and not vessel.
+    vessels : np.ndarray
+        bool (X, Y, Z): voxels excluded as large vessels.
+    no_signal : np.ndarray
+        bool (X, Y, Z): brain voxels excluded for lack of signal.
+    vessel_threshold : float
+        The rCBV value above which voxels count as vessels (NaN when a
+        vessel mask was given).
     """
 
     valid: np.ndarray
@@ -45,13 +50,19 @@ def perfusion_mask(
 ) -> PerfusionMask:
     """Split the brain's voxels into measurable, vessel and no-signal voxels.
 
-    Args:
-        rcbv: rCBV map, float (X, Y, Z).
-        brain: brain mask, bool (X, Y, Z).
-        vessel_percentile: percentile (0-100) of the brain's rCBV above which voxels are
-            vessels; None to exclude no vessels by value.
-        vessel_mask: explicit vessel mask (bool), used instead of the percentile.
-        min_value: rCBV at or below which a voxel has no perfusion signal.
+    Parameters
+    ----------
+    rcbv : np.ndarray
+        rCBV map, float (X, Y, Z).
+    brain : np.ndarray
+        Brain mask, bool (X, Y, Z).
+    vessel_percentile : float | None
+        Percentile (0-100) of the brain's rCBV above which voxels are
+        vessels; None to exclude no vessels by value.
+    vessel_mask : np.ndarray | None
+        Explicit vessel mask (bool), used instead of the percentile.
+    min_value : float
+        rCBV at or below which a voxel has no perfusion signal.
     """
     if rcbv.shape != brain.shape:
         raise ValueError(

@@ -203,11 +203,33 @@ def run_rims(
 ) -> CohortTables:
     """H2 over a cohort: rims around one model's ET against the NEH compartment.
 
-    Args:
-        et_model: the model whose ET defines the rims (default ``paunet`` when present,
-            else the first model).
-        neh_model: the NEH to compare with: a model name, or ``fused`` for the fused NEH
-            mask (default: the same model as ``et_model``).
+    Parameters
+    ----------
+    collection : Collection
+        The cohort's collection; the cases measured are those of ``selection``.
+    selection : Selection
+        Its cases to measure; cases that cannot be measured are added to
+        ``selection.excluded`` with the reason.
+    segdir : Path
+        Output folder of ``nehmap segment`` over the same cases.
+    et_model : str | None
+        The model whose ET defines the rims (default ``paunet`` when present,
+        else the first model).
+    neh_model : str | None
+        The NEH to compare with: a model name, or ``fused`` for the fused NEH
+        mask (default: the same model as ``et_model``).
+    distances_mm : Sequence[float]
+        Outer distances of the rims from the lesion core, in mm (default 2, 4, 6).
+    settings : PerfusionSettings | None
+        Vessel exclusion and the smallest rCBV counted (default: :class:`PerfusionSettings`).
+    progress : bool
+        Show a progress bar over the cases (on stderr).
+
+    Returns
+    -------
+    CohortTables
+        The per-case rim table, the tests, the excluded cases, the summary over cases
+        and the models used.
     """
     settings = settings or PerfusionSettings()
     models = segment_output_models(segdir)

@@ -69,6 +69,7 @@ def paired_row(
     test : str
         Name of the test (``"paired_t"``...).
     note : str
+        Free text of the row's ``note`` column (what was compared, the correction).
     adjusted : bool, default True
         False: the comparison stands alone and ``p_adjusted`` repeats ``p``.
     """

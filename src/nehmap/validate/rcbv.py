@@ -50,12 +50,21 @@ def compartment_rcbv(
 ) -> pd.DataFrame:
     """Mean/median rCBV per compartment of one segmentation.
 
-    Args:
-        rcbv: rCBV map (X, Y, Z).
-        labels: nehmap label map, or a two-level consensus map when ``consensus``.
-        perfusion: the measurable voxels.
+    Parameters
+    ----------
+    rcbv : np.ndarray
+        rCBV map (X, Y, Z).
+    labels : np.ndarray
+        nehmap label map, or a two-level consensus map when ``consensus``.
+    perfusion : PerfusionMask
+        The measurable voxels.
+    consensus : bool
+        ``labels`` is a two-level consensus map (1 low, 2 high NEH probability): the
+        compartments are ``NEH-low``, ``NEH-high`` and ``NEH-low+high``.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         Rows (compartment, mean, median, n_voxels).
     """
     if rcbv.shape != labels.shape:
@@ -104,7 +113,9 @@ def _test_rows(model: str, frame: pd.DataFrame) -> list[dict]:
 def rcbv_tests(cases: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
     """Cohort tests of H1 per model from the per-case table (columns of :data:`CASE_COLUMNS`).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per test: model, test, a, b, statistic, df, p, p_adjusted, n, note.
     """
     rows: list[dict] = []
@@ -130,11 +141,15 @@ def vessel_sensitivity(by_variant: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     most perfused tissue, the enhancing tumour first, and pulls ET > NEH > ED towards no
     difference; this table shows how much.
 
-    Args:
-        by_variant: ``"kept"`` and/or ``"excluded"`` -> per-case table (columns of
-            :data:`CASE_COLUMNS`) measured that way.
+    Parameters
+    ----------
+    by_variant : Mapping[str, pd.DataFrame]
+        ``"kept"`` and/or ``"excluded"`` -> per-case table (columns of
+        :data:`CASE_COLUMNS`) measured that way.
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         :func:`rcbv_tests` rows of each variant with a leading ``vessels`` column.
     """
     frames = []

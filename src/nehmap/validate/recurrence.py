@@ -248,6 +248,7 @@ def run_recurrence(
         ``warped/<patient>_pneh.nii.gz`` and ``warped/<patient>_preop-core.nii.gz`` (on
         the recurrence grid), and with ``keep_transforms`` ``transforms/<patient>/``.
     config : RecurrenceConfig
+        Segmentation folders, models, registration and chance settings.
     progress : bool, default True
         Show a progress bar over the patients (on stderr).
     register_fn : callable

@@ -191,10 +191,13 @@ def resolve_maps(
     Parameters
     ----------
     seg_dir : path
+        Segmentation folder of the time point (``nehmap segment`` output or label maps).
     case_id : str
+        The scan's case id in that folder.
     model : str or None
         Network name, ``"fused"`` (pre-operative only) or None.
     role : {"preop", "recurrence"}
+        The time point: pre-operative scans also give the pNEH.
     core_model : str, optional
         Network for the label map when ``model`` is None or ``"fused"``.
 

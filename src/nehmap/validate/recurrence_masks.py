@@ -129,6 +129,7 @@ def registration_masks(
     Parameters
     ----------
     preop, recurrence : Scan
+        The pre-operative (moving) and recurrence (fixed) scans with their labels.
     exclude : {"tumour", "core"}, default "tumour"
         ``"tumour"`` leaves out every tumour label (NC, ED, NEH, ET) of both scans;
         ``"core"`` only ET and NC (the resection target before surgery; new enhancement,
@@ -163,6 +164,7 @@ def warp_preop_masks(
     registration : Registration
         Fixed: the recurrence scan, moving: the pre-operative scan.
     preop, recurrence : Scan
+        The pre-operative scan (its NEH and labels) and the recurrence scan (its brain).
 
     Returns
     -------
@@ -210,7 +212,9 @@ def control_map(controls: Sequence[np.ndarray], shape: tuple[int, ...], k: int =
     controls : sequence of numpy.ndarray of int
         Flat indices of each control on a grid of ``shape``.
     shape : tuple of int
+        Shape (X, Y, Z) of the grid.
     k : int, default 8
+        How many of the placements (the first ``k``) the map holds.
 
     Returns
     -------

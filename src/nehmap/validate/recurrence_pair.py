@@ -90,6 +90,8 @@ def analyse_pair(
     Parameters
     ----------
     preop, recurrence : Scan
+        The patient's pre-operative scan (moving, with its NEH) and scan at first
+        recurrence (fixed, with its ET).
     modalities : sequence of str, default ("t1",)
         Images registered (several: multi-channel SyN metric).
     preset, threads, min_brain_dice, min_jacobian

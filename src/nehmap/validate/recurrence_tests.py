@@ -196,6 +196,7 @@ def cohort_tests(
     n_permutations : int, default 10000
         Random sign patterns when the test is not exact.
     seed : int, default 0
+        Seed of the random sign patterns.
     exact : bool or None, default None
         None: exact for n <= 40, Monte Carlo otherwise.
 

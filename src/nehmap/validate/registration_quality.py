@@ -135,6 +135,7 @@ def assess(
     Parameters
     ----------
     registration : Registration
+        The registration to assess.
     fixed_brain, moving_brain : numpy.ndarray of bool
         Brain masks on the full fixed and moving grids.
     jacobian_domain : (box, affine), optional

@@ -38,6 +38,7 @@ def warp_labels(registration: Registration, label_map: np.ndarray) -> np.ndarray
     Parameters
     ----------
     registration : Registration
+        Fixed and moving grids and the transforms between them.
     label_map : numpy.ndarray of int or bool, shape ``registration.moving_shape``
         Integer labels on the moving scan's canonical grid.
 
@@ -72,7 +73,9 @@ def warp_image(
     Parameters
     ----------
     registration : Registration
+        Fixed and moving grids and the transforms between them.
     image : numpy.ndarray, shape ``registration.moving_shape``
+        Intensities on the moving scan's canonical grid.
     interpolator : str, default "linear"
         Any ANTs interpolator (``"linear"``, ``"bSpline"``, ``"nearestNeighbor"``...).
 

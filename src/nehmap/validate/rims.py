@@ -50,13 +50,20 @@ def peri_enhancing_rims(
 ) -> dict[str, np.ndarray]:
     """Rims grown outward from the lesion core, by Euclidean distance in mm.
 
-    Args:
-        labels: nehmap label map (X, Y, Z) of the model whose ET defines the rims.
-        spacing: voxel size in mm per axis.
-        distances_mm: rim thicknesses (each rim spans 0 < d <= thickness).
-        brain: optional brain mask bounding the rims.
+    Parameters
+    ----------
+    labels : np.ndarray
+        nehmap label map (X, Y, Z) of the model whose ET defines the rims.
+    spacing : Sequence[float]
+        Voxel size in mm per axis.
+    distances_mm : Sequence[float]
+        Rim thicknesses (each rim spans 0 < d <= thickness).
+    brain : np.ndarray | None
+        Optional brain mask bounding the rims.
 
-    Returns:
+    Returns
+    -------
+    dict[str, np.ndarray]
         ``rim_2mm`` ... -> bool masks; empty masks when the map has no ET.
     """
     if len(spacing) != labels.ndim or any(s <= 0 for s in spacing):
@@ -91,13 +98,22 @@ def rim_rcbv(
 ) -> pd.DataFrame:
     """Mean/median rCBV in each rim and in the NEH compartment of one case.
 
-    Args:
-        rcbv: rCBV map (X, Y, Z).
-        labels: label map whose ET defines the rims.
-        neh: NEH mask to compare with (bool).
-        perfusion: measurable voxels (vessels and voxels without signal excluded).
+    Parameters
+    ----------
+    rcbv, labels : np.ndarray
+        rCBV map and nehmap label map (X, Y, Z); the label map's ET defines the rims.
+    neh : np.ndarray
+        NEH mask to compare with (bool).
+    perfusion : PerfusionMask
+        Measurable voxels (vessels and voxels without signal excluded).
+    spacing : Sequence[float]
+        Voxel size in mm per axis.
+    distances_mm : Sequence[float]
+        Outer distances of the rims from the lesion core, in mm (default 2, 4, 6).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         Rows (region, mean, median, n_voxels) for each rim and ``NEH``.
     """
     rims = peri_enhancing_rims(labels, spacing, distances_mm, brain=None)
@@ -118,7 +134,9 @@ def rims_summary(cases: pd.DataFrame) -> pd.DataFrame:
 def rim_tests(cases: pd.DataFrame) -> pd.DataFrame:
     """Cohort tests of H2 from the per-case table (case, region, mean, ...).
 
-    Returns:
+    Returns
+    -------
+    pd.DataFrame
         One row per test: test, a, b, statistic, df, p, p_adjusted, n, note.
     """
     from nehmap.stats import pairwise_tests, repeated_measures_anova
