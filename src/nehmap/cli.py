@@ -66,6 +66,7 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``nehmap`` parser, one subcommand per module of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="nehmap",
         description="Probability maps of the non-enhancing hypercellular tumour (NEH) from "
@@ -87,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nehmap`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    0 all done, 1 some cases failed, 2 nothing could start (docs/conventions.md).
+    """
     for stream in (sys.stdout, sys.stderr):
         # file names that are not UTF-8 must never crash a message about them
         reconfigure = getattr(stream, "reconfigure", None)

@@ -109,6 +109,23 @@ class CohortConfig:
 
 @dataclass
 class SegmentConfig:
+    """The ``[segment]`` table: the networks and the fusion of their NEH maps.
+
+    Attributes
+    ----------
+    models : list of str
+        Shipped model names or checkpoint paths.
+    device : str
+        ``"cuda"``, ``"mps"``, ``"cpu"``, or ``""`` to choose automatically.
+    tta : bool
+        Test-time mirroring over the three axes.
+    sigma_mm, threshold, low : float
+        The fusion's Gaussian sigma (mm), NEH threshold and lower bound of the
+        low-probability level (:func:`nehmap.fusion.fuse_neh`).
+    fusion : str
+        ``"mean"`` of the probabilities (the paper) or ``"staple"`` of the masks.
+    """
+
     models: list[str] = field(default_factory=lambda: ["paunet", "unetrpp", "unetrpp-consensus"])
     device: str = ""
     tta: bool = False
@@ -120,6 +137,19 @@ class SegmentConfig:
 
 @dataclass
 class AgreementConfig:
+    """The ``[agreement]`` table: which two models Tables 1 and 2 compare, and how.
+
+    Attributes
+    ----------
+    pred, ref : str
+        The model scored and the model it is scored against.
+    method : str
+        Surface convention of HD95 and surface Dice: ``"voxels"`` (MONAI) or
+        ``"surface_elements"`` (DeepMind's surface-distance).
+    tolerance_mm : float
+        Surface-Dice tolerance in mm.
+    """
+
     pred: str = "paunet"
     ref: str = "unetrpp"
     method: str = "voxels"
@@ -128,17 +158,48 @@ class AgreementConfig:
 
 @dataclass
 class IntensityConfig:
+    """The ``[intensity]`` table (Tables 3-4).
+
+    Attributes
+    ----------
+    normalise : str
+        ``"none"`` (the scans' own values, as the paper) or ``"zscore"`` (each modality
+        z-scored inside the brain first).
+    """
+
     normalise: str = "none"
 
 
 @dataclass
 class RcbvConfig:
+    """The ``[rcbv]`` table: rCBV per compartment (H1).
+
+    Attributes
+    ----------
+    exclude_vessels : bool
+        Leave large vessels out of H1 too (the paper leaves them out of H2 only).
+    vessel_percentile : float
+        Large vessels are the voxels above this percentile of the brain's rCBV (H1 with
+        ``exclude_vessels``, and always in H2).
+    """
+
     exclude_vessels: bool = False
     vessel_percentile: float = 99.0
 
 
 @dataclass
 class RimsConfig:
+    """The ``[rims]`` table: peri-enhancing rims against NEH (H2).
+
+    Attributes
+    ----------
+    et_model, neh_model : str
+        The model whose enhancing tumour the rims grow from, and the model whose NEH is
+        compared with the rims (or ``"fused"``: the fused NEH mask).
+    rims_mm : list of float
+        Outer distances of the rims from the lesion core, in mm.
+    """
+
     et_model: str = "paunet"
     neh_model: str = "paunet"
     rims_mm: list[float] = field(default_factory=lambda: [2.0, 4.0, 6.0])
@@ -146,6 +207,29 @@ class RimsConfig:
 
 @dataclass
 class RecurrenceConfig:
+    """The ``[recurrence]`` table: the pre-operative NEH against recurrence (H3).
+
+    Attributes
+    ----------
+    preop_model : str
+        The model whose NEH is the pNEH, or ``"fused"`` (the fused NEH mask).
+    recurrence_model : str
+        The model whose enhancing tumour at recurrence is the ETRL.
+    preset : str
+        ANTs registration preset: ``"quick"``, ``"full"`` or ``"affine"``.
+    threads : int
+        ANTs threads (1 gives bit-identical reruns).
+    null_n : int
+        Chance placements per case and chance model (the command's default is 500; the
+        study runs many cases).
+    n_permutations : int
+        Random sign flips of the cohort tests when they are not exact.
+    chance : list of str
+        Chance models to run: ``"matched"`` (distance-matched placements, the primary
+        test), ``"brain"`` (anywhere in the brain, as the paper), ``"spin"`` (rotations
+        about the cavity).
+    """
+
     preop_model: str = "paunet"
     recurrence_model: str = "unetrpp"
     preset: str = "quick"
@@ -157,6 +241,16 @@ class RecurrenceConfig:
 
 @dataclass
 class ExecutionConfig:
+    """The ``[execution]`` table: where the per-case steps run.
+
+    Attributes
+    ----------
+    workers : int
+        Local worker processes.
+    scheduler : str
+        A Dask scheduler address (``tcp://host:8786``) to run on a cluster instead.
+    """
+
     workers: int = 1
     scheduler: str = ""
 

@@ -104,6 +104,7 @@ def _clear_markers(root: Path) -> int:
 def plan_segment_tasks(
     config: StudyConfig, cohort: str, cases: Sequence[CaseFiles], out_dir: Path
 ) -> list[SegmentTask]:
+    """One segmentation task per case of ``cohort``, carrying the ``[segment]`` settings."""
     s = config.segment
     params = config.section_hash("segment")
     return [

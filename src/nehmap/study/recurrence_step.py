@@ -76,6 +76,12 @@ def plan_recurrence_tasks(
 
 
 def recurrence_step(task: RecurrenceTask) -> TaskResult:
+    """Register one patient's scans and write its H3 rows into ``out_dir/<subject>/``.
+
+    Skipped when the folder's ``done.json`` records the same parameters; an excluded
+    patient (no NEH, no ET at recurrence, a failed registration...) writes
+    ``excluded.csv`` with the reason.
+    """
     from nehmap.errors import NehmapInputError
     from nehmap.validate.recurrence import CaseExcluded, analyse_pair, load_scan
     from nehmap.validate.registration import RegistrationError, quality_columns

@@ -33,6 +33,7 @@ def marker_matches(marker: Path, params_hash: str) -> bool:
 
 
 def write_marker(marker: Path, params_hash: str, **extra: Any) -> None:
+    """Record (atomically) that a step finished with the parameters of ``params_hash``."""
     write_text_atomic(
         marker, json.dumps({"params_hash": params_hash, **extra}, indent=2, default=str)
     )
@@ -68,6 +69,7 @@ def _models(names: tuple[str, ...], device: str) -> list:
 
 
 def segment_step(task: SegmentTask) -> TaskResult:
+    """Segment and fuse one case into ``out_dir/<case>/``, unless already done alike."""
     from nehmap.io import load_case
     from nehmap.segmentation import segment, write_segmentation
 
@@ -112,6 +114,10 @@ class MeasureTask:
 
 
 def measure_step(task: MeasureTask) -> TaskResult:
+    """Measure one segmented case: agreement, intensities, rCBV and rims, as CSV tables.
+
+    Skipped when the case's ``done.json`` records the same parameters.
+    """
     from nehmap.evaluate import evaluate_pair
     from nehmap.io import load_case
     from nehmap.io.segmentations import CONSENSUS_SCHEME, segment_output_ref

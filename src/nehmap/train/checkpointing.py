@@ -57,6 +57,7 @@ class ResumeError(NehmapInputError):
 
 
 def state_dir(run: str | Path) -> Path:
+    """The folder of a run's resumable training state (``<run>/resume``)."""
     return Path(run) / RESUME_DIR
 
 
