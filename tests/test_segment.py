@@ -99,6 +99,34 @@ def test_segment_command_writes_on_input_grid_and_skips(checkpoints, collection,
     assert "model_sha256 differ" in capsys.readouterr().err
 
 
+def test_segment_maps_do_not_depend_on_the_storage_order(checkpoints, collection, tmp, capsys):
+    """The same voxels stored with their axes permuted and flipped (nibabel's reorientation,
+    world positions unchanged) give the same maps, voxel for voxel in the world, each on
+    its own input grid."""
+    cid = "BraTS2021_00007"
+    permuted = tmp / "permuted"
+    # new axis 0 = old axis 2 reversed, 1 = old 0, 2 = old 1 reversed: stored as I-L-A
+    ornt = np.array([[1, 1], [2, -1], [0, -1]])
+    (permuted / cid).mkdir(parents=True)
+    for src in sorted((collection / cid).iterdir()):
+        nib.save(nib.load(src).as_reoriented(ornt), permuted / cid / src.name)
+    stored = nib.load(permuted / cid / f"{cid}_t1.nii.gz")
+    assert "".join(nib.aff2axcodes(stored.affine)) == "ILA"
+    models = ",".join(str(checkpoints / n) for n in ("tiny-paunet", "tiny-unetrpp"))
+    for source, out in ((collection, tmp / "a"), (permuted, tmp / "b")):
+        assert main(["segment", str(source), "-o", str(out), "--models", models]) == 0
+    capsys.readouterr()
+    outputs = sorted(p.name for p in (tmp / "a" / cid).glob("*.nii.gz"))
+    assert len(outputs) == 6
+    for name in outputs:
+        a, b = nib.load(tmp / "a" / cid / name), nib.load(tmp / "b" / cid / name)
+        assert b.shape == stored.shape
+        np.testing.assert_allclose(b.affine, stored.affine)
+        a_ras, b_ras = nib.as_closest_canonical(a), nib.as_closest_canonical(b)
+        np.testing.assert_allclose(a_ras.affine, b_ras.affine)
+        np.testing.assert_array_equal(np.asarray(a_ras.dataobj), np.asarray(b_ras.dataobj))
+
+
 def test_segment_reports_failing_cases_and_goes_on(checkpoints, collection, tmp, capsys):
     bad = collection / "BraTS2021_00008"
     for tok in ("t1", "t1ce", "t2"):
