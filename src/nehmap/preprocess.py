@@ -40,6 +40,7 @@ class Crop:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """Shape ``(X, Y, Z)`` in voxels of the cropped block."""
         return tuple(s.stop - s.start for s in self.slices)  # type: ignore[return-value]
 
     def paste(self, block: np.ndarray, fill: float = 0.0) -> np.ndarray:

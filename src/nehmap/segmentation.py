@@ -82,6 +82,7 @@ class LoadedModel:
 
     @property
     def is_consensus(self) -> bool:
+        """Whether the model predicts two-level consensus maps (its card's label scheme)."""
         return getattr(self.card, "label_scheme", "nehmap") == CONSENSUS_SCHEME
 
 

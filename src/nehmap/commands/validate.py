@@ -154,12 +154,14 @@ def _run_perfusion(args: argparse.Namespace, prefix: str, analysis: str, compute
 
 
 def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw progress bars (see :func:`nehmap.commands.options.show_progress`)."""
     from nehmap.commands import options
 
     return options.show_progress(args)
 
 
 def run_rcbv_command(args: argparse.Namespace) -> int:
+    """Run ``nehmap validate rcbv`` (H1): per-compartment rCBV tables and tests."""
     from nehmap.validate.perfusion_cohort import run_rcbv
 
     models = args.models.split(",") if args.models else None
@@ -179,6 +181,7 @@ def run_rcbv_command(args: argparse.Namespace) -> int:
 
 
 def run_rims_command(args: argparse.Namespace) -> int:
+    """Run ``nehmap validate rims`` (H2): rCBV of NEH against peri-enhancing rims."""
     from nehmap.validate.perfusion_cohort import run_rims
 
     try:

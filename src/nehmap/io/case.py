@@ -67,6 +67,7 @@ class Case:
 
     @property
     def case_id(self) -> str:
+        """Identifier of the case (from its files)."""
         return self.files.case_id
 
     @property
@@ -76,6 +77,7 @@ class Case:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """Shape ``(X, Y, Z)`` of the canonical (RAS) arrays."""
         return self.grid.canonical_shape
 
     @property

@@ -106,6 +106,7 @@ class Collection:
 
     @property
     def ids(self) -> list[str]:
+        """Case identifiers, in the collection's order."""
         return [c.case_id for c in self.cases]
 
     def by_subject(self) -> dict[str, dict[str | None, CaseFiles]]:

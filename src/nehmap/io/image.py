@@ -188,6 +188,7 @@ class Image:
 
     @property
     def path(self) -> Path | None:
+        """The file the image was read from (``None`` for an image built in memory)."""
         return self.grid.source
 
 

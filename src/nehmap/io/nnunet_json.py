@@ -339,10 +339,12 @@ class NnunetDataset:
 
     @property
     def has_regions(self) -> bool:
+        """Whether dataset.json declares region-based labels (tuples of label values)."""
         return has_regions(self.meta.get("labels") or {})
 
     @property
     def file_ending(self) -> str:
+        """Image file ending of the dataset (``.nii.gz`` unless dataset.json says otherwise)."""
         return str(self.meta.get("file_ending", FILE_ENDING))
 
 

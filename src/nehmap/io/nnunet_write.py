@@ -143,6 +143,10 @@ class NnunetWriter(DatasetWriter):
     channels: tuple[str, ...] = DEFAULT_CHANNELS
 
     def paths(self, case_id: str, *, labelled: bool = True) -> dict[str, Path]:
+        """Paths of one case's channel images and label file.
+
+        In ``imagesTr``/``labelsTr``, or ``imagesTs``/``labelsTs`` when not ``labelled``.
+        """
         return nnunet_case_paths(
             self.root, case_id, self.channels, split="Tr" if labelled else "Ts"
         )

@@ -364,9 +364,11 @@ class StudyConfig:
 
     @property
     def output_dir(self) -> Path:
+        """Folder of the study's outputs (resolved against the study file's folder)."""
         return self.resolve(self.output) or Path("study-output")
 
     def to_dict(self) -> dict[str, Any]:
+        """The study's settings as plain data (what the study file holds), without ``base_dir``."""
         data = asdict(self)
         data.pop("base_dir")
         return data

@@ -28,6 +28,7 @@ class TaskResult:
 
     @property
     def failed(self) -> bool:
+        """Whether the task ended in an error."""
         return self.status == "failed"
 
 

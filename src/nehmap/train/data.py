@@ -85,6 +85,7 @@ class PreparedCase:
 
     @property
     def nbytes(self) -> int:
+        """Memory (bytes) held by the case's image and target arrays."""
         return int(self.image.nbytes + self.target.nbytes)
 
 

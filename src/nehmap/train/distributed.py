@@ -52,10 +52,12 @@ class DistContext:
 
     @property
     def enabled(self) -> bool:
+        """Whether training runs in more than one process."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that writes checkpoints and logs."""
         return self.rank == 0
 
     def barrier(self) -> None:

@@ -107,5 +107,6 @@ class RunLog:
             self.writer.flush()
 
     def close(self) -> None:
+        """Close the TensorBoard writer, if one is open."""
         if self.writer is not None:
             self.writer.close()

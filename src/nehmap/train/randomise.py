@@ -121,6 +121,7 @@ class RandLabelContrastd(Randomizable, MapTransform):
         self.scales: np.ndarray | None = None
 
     def randomize(self, data: Any = None) -> None:
+        """Draw this call's shifts and scales; ``data`` is ``(channels, n_labels)``."""
         channels, n_labels = data
         do = self.R.random_sample() < self.prob
         offsets = self.R.uniform(-self.shift, self.shift, size=(channels, n_labels))
@@ -183,6 +184,7 @@ class RandBiasFieldd(Randomizable, MapTransform):
         self._coefficients: np.ndarray | None = None
 
     def randomize(self, data: Any = None) -> None:
+        """Draw this call's field strengths and coefficients; ``data``: number of channels."""
         do = self.R.random_sample() < self.prob
         strengths = self.R.uniform(0.0, self.strength, size=int(data))
         coefficients = self.R.standard_normal((int(data), len(_POWERS)))
@@ -247,6 +249,7 @@ class RandRicianNoised(Randomizable, MapTransform):
         self._noise_seed = 0
 
     def randomize(self, data: Any = None) -> None:
+        """Draw this call's signal-to-noise ratio and noise seed (``data`` is not used)."""
         do = self.R.random_sample() < self.prob
         snr = float(self.R.uniform(*self.snr_range))
         self.snr = snr if do else None
@@ -356,6 +359,7 @@ class RandThickSlicesd(Randomizable, MapTransform):
         self.drawn: tuple[int, float, float] | None = None
 
     def randomize(self, data: Any = None) -> None:
+        """Draw this call's slab axis, thickness (voxels) and offset (``data`` is not used)."""
         do = self.R.random_sample() < self.prob
         axis = int(self.R.randint(3))
         thickness = float(self.R.uniform(*self.thickness_mm)) / self.spacing[axis]
@@ -383,6 +387,7 @@ class RandModalityDropoutd(Randomizable, MapTransform):
         self.dropped: int | None = None
 
     def randomize(self, data: Any = None) -> None:
+        """Draw this call's dropped channel; ``data`` is the number of channels."""
         do = self.R.random_sample() < self.prob
         channel = int(self.R.randint(int(data)))
         self.dropped = channel if do else None

@@ -32,6 +32,7 @@ class Split:
     val_fraction: float
 
     def to_json(self) -> str:
+        """The split as indented JSON (seed, validation fraction, counts and case lists)."""
         return json.dumps(
             {
                 "seed": self.seed,

@@ -69,6 +69,7 @@ class TargetSpec:
 
     @property
     def n_classes(self) -> int:
+        """Number of output classes, background included."""
         return len(self.class_names)
 
     def label_file(self, files: CaseFiles) -> Path | None:

@@ -44,6 +44,7 @@ class ValidationResult:
 
     @property
     def metric(self) -> float:
+        """Mean Dice over the validated classes (NaN when none were scored)."""
         return float(np.mean(list(self.dice.values()))) if self.dice else float("nan")
 
 

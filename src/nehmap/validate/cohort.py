@@ -43,11 +43,13 @@ class Selection:
     excluded: list[dict] = field(default_factory=list)
 
     def exclude(self, case: CaseFiles | str, reason: str) -> None:
+        """Drop ``case`` (a case or its identifier) from the selection and record ``reason``."""
         case_id = case if isinstance(case, str) else case.case_id
         self.cases = [c for c in self.cases if c.case_id != case_id]
         self.excluded.append({"case": case_id, "reason": reason})
 
     def excluded_table(self) -> pd.DataFrame:
+        """The excluded cases as a table with columns ``case`` and ``reason``."""
         return pd.DataFrame(self.excluded, columns=["case", "reason"])
 
 

@@ -141,6 +141,10 @@ class EdgePanel:
         self.records: list[tuple[float, ...]] = []
 
     def values(self, flat: np.ndarray) -> tuple[float, ...]:
+        """The five metrics of one placed mask, from its flat indices into the ETRL array.
+
+        NaN for every metric when either mask is empty.
+        """
         n_a = flat.size
         if n_a == 0 or self.n_b == 0:
             return (math.nan,) * len(METRICS)
