@@ -1,4 +1,8 @@
-"""The ``nehmap`` command."""
+"""The ``nehmap`` command: the table of subcommands, the parser and the entry point.
+
+Each subcommand lives in its own module (see :data:`COMMANDS`), whose heavy imports wait
+inside its ``run`` so that ``nehmap --help`` stays fast.
+"""
 
 from __future__ import annotations
 
