@@ -1,4 +1,8 @@
-"""Segmenting a case with several networks and fusing their NEH probabilities.
+"""Segmenting a case with several networks, fusing their NEH probabilities, writing the outputs.
+
+Loading the checkpoints (:func:`load_models`), the per-model steps and the fusion
+(:func:`segment`), and the case's output files with their JSON record and colour tables
+for 3D Slicer and ITK-SNAP (:func:`write_segmentation`).
 
 For each model (a checkpoint with its model card):
 

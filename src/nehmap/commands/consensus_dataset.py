@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import dataset_options as dataset_cli
 from nehmap.commands import options
 
 HELP = "build the two-level NEH consensus training set (nnU-Net layout) from segment outputs"

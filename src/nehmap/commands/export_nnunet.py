@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import dataset_options as dataset_cli
 from nehmap.commands import options
 
 HELP = "write a collection as an nnU-Net v2 raw dataset in nehmap's labels"

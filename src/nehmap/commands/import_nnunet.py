@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import nnunet as dataset_cli
+from nehmap.commands import dataset_options as dataset_cli
 from nehmap.commands import options
 
 HELP = "write an nnU-Net v2 raw dataset as a manifest or in a public collection's layout"

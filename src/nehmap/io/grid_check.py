@@ -1,7 +1,10 @@
-"""Whether two files of a case lie on one voxel grid: the one check every reader shares.
+"""Whether two files of a case lie on one voxel grid, and an error that says how they differ.
 
 Used when a case is loaded (every modality, the label map and rCBV against the first
-modality) and when datasets are read or written (label maps against their images).
+modality), when datasets are read or written (label maps against their images) and when
+training targets are read. Scoring (:mod:`nehmap.evaluate.pair`) and the recurrence
+step compare a prediction with its scan by their own checks, whose messages say what
+to segment again.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Reading one label map from disk into nehmap's labels: the one reader every input uses.
+"""Reading one label-map file, in a declared label scheme, into nehmap's labels.
+
+The reader of the label maps that come from outside a case: nnU-Net datasets,
+``derive-neh``'s references and second segmentations. A case's own label map is read
+by :func:`nehmap.io.load_case`, which adds the case's checks.
 
 :func:`read_label_map` reads a segmentation file (any format :func:`nehmap.io.read_image`
 reads), checks that its values are whole numbers the declared scheme defines, and

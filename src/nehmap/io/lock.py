@@ -11,7 +11,8 @@ that a killed run may have left.
 
 Before taking the lock, the folder is created if needed and a probe file is written
 and removed in it, so a folder that cannot be written (permissions, read-only or full
-file system) is refused before any work starts.
+file system) is refused before any work starts, as is an output folder that is, or lies
+inside, a folder the inputs are read from (:func:`check_outside_inputs`).
 """
 
 from __future__ import annotations

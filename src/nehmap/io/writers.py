@@ -1,4 +1,9 @@
-"""Writing cases in the folder layouts and file names of the public collections.
+"""The public collections' folder layouts and file names, and writing cases in them.
+
+:func:`case_paths` gives a case's file names in a layout (used by every writer);
+:func:`write_case` and :func:`write_truth_labels` write the synthetic cohort
+(``nehmap synth``); datasets are written by :mod:`nehmap.io.layout_writers` and
+:mod:`nehmap.io.nnunet_write`.
 
 Every layout stores the four structural images (T1, T1c, T2, FLAIR) and, optionally, a
 segmentation converted to the collection's own label values, exactly as the public

@@ -1,4 +1,6 @@
-"""Evaluate a predicted nehmap label map against a reference one, as a tidy table.
+"""Every metric of every region for two label-map arrays, as one tidy table (arrays in).
+
+Reading the files and checking their grids is :mod:`nehmap.evaluate.pair`'s job.
 
 :func:`evaluate_labels` scores every evaluation region (ET, TC, WT) and every tumour
 label (NC, ED, NEH; ET is both a region and label 4, with identical masks, so it appears

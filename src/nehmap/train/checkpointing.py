@@ -1,6 +1,8 @@
-"""What a run writes to resume from, and the exported checkpoints.
+"""A run's resume state (``RUN/resume/``): writing it atomically, reading it back, RNG states.
 
-A run folder holds two kinds of checkpoint:
+A run folder holds two kinds of checkpoint; this module writes and reads the second,
+:class:`nehmap.train.run_checkpoints.RunCheckpoints` writes the first and keeps the
+order described below:
 
 ``RUN/latest`` and ``RUN/best``
     Ordinary nehmap checkpoints (``.safetensors`` weights + ``.json`` model card,
