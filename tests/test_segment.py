@@ -118,13 +118,20 @@ def test_segment_maps_do_not_depend_on_the_storage_order(checkpoints, collection
     capsys.readouterr()
     outputs = sorted(p.name for p in (tmp / "a" / cid).glob("*.nii.gz"))
     assert len(outputs) == 6
+    constant = set()
     for name in outputs:
         a, b = nib.load(tmp / "a" / cid / name), nib.load(tmp / "b" / cid / name)
         assert b.shape == stored.shape
         np.testing.assert_allclose(b.affine, stored.affine)
         a_ras, b_ras = nib.as_closest_canonical(a), nib.as_closest_canonical(b)
         np.testing.assert_allclose(a_ras.affine, b_ras.affine)
-        np.testing.assert_array_equal(np.asarray(a_ras.dataobj), np.asarray(b_ras.dataobj))
+        a_data = np.asarray(a_ras.dataobj)
+        np.testing.assert_array_equal(a_data, np.asarray(b_ras.dataobj))
+        if np.unique(a_data).size == 1:
+            constant.add(name)
+    # the comparisons above prove something only on maps that vary; the tiny models' fused
+    # NEH stays below 0.5 here, so only the thresholded mask may be empty
+    assert constant <= {f"{cid}_neh-mask.nii.gz"}, constant
 
 
 def test_segment_reports_failing_cases_and_goes_on(checkpoints, collection, tmp, capsys):

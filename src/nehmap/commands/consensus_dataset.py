@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import dataset_options as dataset_cli
-from nehmap.commands import options
+from nehmap.commands import dataset_options, options
 
 HELP = "build the two-level NEH consensus training set (nnU-Net layout) from segment outputs"
 
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: as segment; 0.5 when recomputing)",
     )
     options.add_layout(parser, "the image collection's")
-    dataset_cli.add_write_arguments(parser)
+    dataset_options.add_write_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             low=args.low,
             high=args.high,
-            **dataset_cli.write_options(args),
+            **dataset_options.write_options(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return dataset_cli.error(exc)
+        return dataset_options.error(exc)
     print(f"consensus dataset: {report.root} (labels 0 background, 1 NEH-low, 2 NEH-high)")
-    return dataset_cli.print_summary("written", report)
+    return dataset_options.print_summary("written", report)

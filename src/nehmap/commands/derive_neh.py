@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import dataset_options as dataset_cli
-from nehmap.commands import options
+from nehmap.commands import dataset_options, options
 
 HELP = "derive NEH labels from a reference and a second segmentation (pseudo-ground truth)"
 
@@ -77,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("nnunet", "manifest"),
         help="output format (default: manifest for a manifest input, else nnunet)",
     )
-    dataset_cli.add_write_arguments(parser)
+    dataset_options.add_write_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
             within_wt=not args.keep_outside_wt,
             rule=args.rule,
             output_format=args.format,
-            **dataset_cli.write_options(args),
+            **dataset_options.write_options(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return dataset_cli.error(exc)
+        return dataset_options.error(exc)
     print(f"{report.output_format} dataset: {report.root}")
     if report.stats:
         final = sorted(s.volume_mm3("final") for s in report.stats.values())
@@ -113,4 +112,4 @@ def run(args: argparse.Namespace) -> int:
             f"{final[mid]:.0f} mm^3 after; {sum(v == 0 for v in final)} case(s) without NEH"
         )
     print(f"  volumes: {report.volumes}")
-    return dataset_cli.print_summary("derived", report)
+    return dataset_options.print_summary("derived", report)

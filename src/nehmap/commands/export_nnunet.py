@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import dataset_options as dataset_cli
-from nehmap.commands import options
+from nehmap.commands import dataset_options, options
 
 HELP = "write a collection as an nnU-Net v2 raw dataset in nehmap's labels"
 
@@ -20,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "NEH [3], enhancing tumor [4], regions_class_order [2,1,3,4] (same label files)",
     )
     options.add_layout(parser, label_scheme="the collection's label files")
-    dataset_cli.add_write_arguments(parser)
+    dataset_options.add_write_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
             collection,
             args.out,
             regions=args.regions,
-            **dataset_cli.write_options(args),
+            **dataset_options.write_options(args),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return dataset_cli.error(exc)
+        return dataset_options.error(exc)
     print(f"nnU-Net dataset: {report.root} ({report.index.name if report.index else ''})")
     if report.unlabelled:
         print(f"  {len(report.unlabelled)} case(s) without labels went to imagesTs")
-    return dataset_cli.print_summary("exported", report)
+    return dataset_options.print_summary("exported", report)

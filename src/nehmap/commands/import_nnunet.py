@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nehmap.commands import dataset_options as dataset_cli
-from nehmap.commands import options
+from nehmap.commands import dataset_options, options
 
 HELP = "write an nnU-Net v2 raw dataset as a manifest or in a public collection's layout"
 
@@ -27,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow layouts without an NEH label: write NEH where the layout's release puts "
         "non-enhancing tumour (the core label, ET/TC/WT preserved; edema in brats2021)",
     )
-    dataset_cli.add_write_arguments(parser, dataset=False)
+    dataset_options.add_write_arguments(parser, dataset=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             layout=args.layout,
             merge_neh=args.merge_neh,
-            **dataset_cli.write_options(args, dataset=False),
+            **dataset_options.write_options(args, dataset=False),
         )
     except (NehmapInputError, OutputError, ValueError) as exc:
-        return dataset_cli.error(exc)
+        return dataset_options.error(exc)
     where = report.index if report.index is not None else report.root
     print(f"{args.layout}: {where}")
-    return dataset_cli.print_summary("imported", report)
+    return dataset_options.print_summary("imported", report)

@@ -339,7 +339,7 @@ class NnunetDataset:
 
     @property
     def has_regions(self) -> bool:
-        """Whether dataset.json declares region-based labels (tuples of label values)."""
+        """Whether dataset.json asks for region-based training (a label given as 2+ values)."""
         return has_regions(self.meta.get("labels") or {})
 
     @property

@@ -364,7 +364,11 @@ class StudyConfig:
 
     @property
     def output_dir(self) -> Path:
-        """Folder of the study's outputs (resolved against the study file's folder)."""
+        """Folder of the study's outputs.
+
+        ``output`` resolved against the study file's folder, or ``study-output`` in the
+        working folder when the study file sets none.
+        """
         return self.resolve(self.output) or Path("study-output")
 
     def to_dict(self) -> dict[str, Any]:
